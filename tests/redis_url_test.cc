@@ -1,0 +1,62 @@
+#include <gtest/gtest.h>
+
+#include "worker/duration.h"
+#include "worker/redis_connection.h"
+
+namespace lk {
+namespace {
+
+TEST(Duration, AcceptsMillisecondsSecondsMinutesHours) {
+  EXPECT_EQ(ParseDuration("500ms")->count(), 500);
+  EXPECT_EQ(ParseDuration("30s")->count(), 30'000);
+  EXPECT_EQ(ParseDuration("5m")->count(), 300'000);
+  EXPECT_EQ(ParseDuration("1h")->count(), 3'600'000);
+}
+
+TEST(Duration, RejectsNumbersWithoutUnitsAndUnknownUnits) {
+  for (const char* bad : {"30", "", "s", "5x", "-5s", "1.5s", "5 s"}) {
+    auto d = ParseDuration(bad);
+    ASSERT_FALSE(d.ok()) << bad;
+    EXPECT_NE(d.status().message().find("bad duration"), std::string::npos);
+  }
+}
+
+TEST(Duration, FormatsTheShortestExactUnit) {
+  EXPECT_EQ(FormatDuration(Millis(1500)), "1500ms");
+  EXPECT_EQ(FormatDuration(Millis(30'000)), "30s");
+  EXPECT_EQ(FormatDuration(Millis(300'000)), "5m");
+}
+
+TEST(RedisUrl, ParsesHostPortPasswordAndDb) {
+  auto ep = ParseRedisUrl("redis://:s3cret@10.1.2.3:6380/4");
+  ASSERT_TRUE(ep.ok());
+  EXPECT_EQ(ep->host, "10.1.2.3");
+  EXPECT_EQ(ep->port, 6380);
+  EXPECT_EQ(ep->password, "s3cret");
+  EXPECT_EQ(ep->db, 4);
+  EXPECT_EQ(ep->Redacted(), "redis://:***@10.1.2.3:6380/4");
+}
+
+TEST(RedisUrl, DefaultsPortAndDb) {
+  auto ep = ParseRedisUrl("redis://localhost");
+  ASSERT_TRUE(ep.ok());
+  EXPECT_EQ(ep->port, 6379);
+  EXPECT_EQ(ep->db, 0);
+}
+
+TEST(RedisUrl, ParsesUnixSocketsWithDb) {
+  auto ep = ParseRedisUrl("unix:///run/lk/redis.sock?db=2");
+  ASSERT_TRUE(ep.ok());
+  EXPECT_EQ(ep->unix_path, "/run/lk/redis.sock");
+  EXPECT_EQ(ep->db, 2);
+}
+
+TEST(RedisUrl, RejectsUnknownSchemesAndBadPorts) {
+  EXPECT_FALSE(ParseRedisUrl("http://localhost").ok());
+  EXPECT_FALSE(ParseRedisUrl("redis://localhost:99999").ok());
+  EXPECT_FALSE(ParseRedisUrl("redis://localhost/x").ok());
+  EXPECT_FALSE(ParseRedisUrl("unix://relative.sock").ok());
+}
+
+}  // namespace
+}  // namespace lk
