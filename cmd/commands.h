@@ -1,0 +1,23 @@
+// Subcommand registration. main.cc builds the CLI11 tree and calls one Add* function per
+// command group; each lives in its own file in cmd/ and only wires flags to library calls.
+// A command's callback sets *exit_code; main returns it.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace lk::cmd {
+
+// Flags every command shares (filled before any callback runs).
+struct GlobalOptions {
+  std::string redis_url;          // --redis, default from LANEKEEPER_REDIS_URL
+  std::string queue = "default";  // --queue
+  std::string log_format = "text";  // --log-format text|json
+  std::string log_level = "info";   // --log-level
+};
+
+// jobs submit/get/list/stats/retry/cancel  (cmd/jobs_queue_commands.cc)
+void AddJobsQueueCommands(CLI::App& jobs, GlobalOptions& global, int& exit_code);
+// jobs work  (cmd/jobs_work_command.cc)
+void AddJobsWorkCommand(CLI::App& jobs, GlobalOptions& global, int& exit_code);
+
+}  // namespace lk::cmd
