@@ -182,6 +182,7 @@ StatusOr<std::unique_ptr<RedisConnection>> RedisConnection::Connect(
     const RedisEndpoint& endpoint, std::chrono::milliseconds timeout) {
   std::unique_ptr<RedisConnection> conn(new RedisConnection(endpoint));
   conn->connect_timeout_ = timeout;
+  conn->read_timeout_ = timeout;
   Status s = conn->Open(timeout);
   if (!s.ok()) return s;
   return conn;
@@ -203,7 +204,7 @@ Status RedisConnection::Open(std::chrono::milliseconds timeout) {
     return Status::Unavailable("cannot connect to Redis at " + endpoint_.Redacted() + ": " + err);
   }
   fcntl(c->fd, F_SETFD, fcntl(c->fd, F_GETFD) | FD_CLOEXEC);
-  redisSetTimeout(c, tv);
+  redisSetTimeout(c, ToTimeval(read_timeout_));
   impl_->ctx = c;
   if (!endpoint_.password.empty()) {
     std::vector<std::string> auth = {"AUTH"};
@@ -230,6 +231,7 @@ Status RedisConnection::Open(std::chrono::milliseconds timeout) {
 Status RedisConnection::Reconnect() { return Open(connect_timeout_); }
 
 void RedisConnection::SetReadTimeout(std::chrono::milliseconds timeout) {
+  read_timeout_ = timeout;
   if (impl_->ctx) redisSetTimeout(impl_->ctx, ToTimeval(timeout));
 }
 

@@ -86,6 +86,7 @@ class RedisConnection {
   // Read timeout for replies; 0 = wait forever. Blocking commands (BRPOP) need one longer
   // than their own block time.
   void SetReadTimeout(std::chrono::milliseconds timeout);
+  std::chrono::milliseconds read_timeout() const { return read_timeout_; }
 
   // Runs one command and returns its reply. A Redis error reply is a value (kError), not
   // a failed Status; a broken connection is Unavailable.
@@ -116,6 +117,7 @@ class RedisConnection {
   Status Open(std::chrono::milliseconds timeout);
   RedisEndpoint endpoint_;
   std::chrono::milliseconds connect_timeout_{2000};
+  std::chrono::milliseconds read_timeout_{2000};
   std::unique_ptr<Impl> impl_;
 };
 
