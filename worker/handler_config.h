@@ -1,0 +1,43 @@
+// The handlers file: which program runs each job name, with its timeout, lease and
+// attempts. Read once when `jobs work` starts.
+//
+//   handlers:
+//     embed:
+//       command: [python3, embed.py, --model, small]   # argv, no shell
+//       timeout: 10m        # optional; a job's own timeout wins when it sets one
+//       lease: 300s         # optional, 5s..1h; renewals extend leases by this much
+//       maxAttempts: 3      # optional, >= 1; replaces the job's max attempts
+//
+// Owns: parsing and strict validation — unknown fields are errors, and every error names
+// file:line:column and the field path ("handlers.yaml:4:14: handlers.embed.timeout: bad
+// duration '10x': ..."). yaml-cpp throws; this adapter returns Status. Does not own: running
+// the commands (handler.h). Pure functions, thread-safe.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "worker/duration.h"
+#include "worker/handler.h"
+#include "worker/status.h"
+
+namespace lk {
+
+struct HandlerSpec {
+  std::string name;
+  std::vector<std::string> command;
+  Millis timeout{0};    // 0: not set
+  Millis lease{0};      // 0: not set
+  int max_attempts = 0;  // 0: not set
+};
+
+// Parses text; source_name (usually the path) prefixes every error.
+StatusOr<std::vector<HandlerSpec>> ParseHandlerConfig(std::string_view text,
+                                                      const std::string& source_name);
+StatusOr<std::vector<HandlerSpec>> LoadHandlerConfig(const std::string& path);
+
+// Adds a CommandHandler per spec to set; a spec named like a built-in replaces it.
+void AddCommandHandlers(const std::vector<HandlerSpec>& specs, HandlerSet& set);
+
+}  // namespace lk
