@@ -19,5 +19,15 @@ struct GlobalOptions {
 void AddJobsQueueCommands(CLI::App& jobs, GlobalOptions& global, int& exit_code);
 // jobs work  (cmd/jobs_work_command.cc)
 void AddJobsWorkCommand(CLI::App& jobs, GlobalOptions& global, int& exit_code);
+// jobs supervisor [status|stop]  (cmd/jobs_supervisor_command.cc)
+void AddJobsSupervisorCommand(CLI::App& jobs, GlobalOptions& global, int& exit_code);
+// autopilot  (cmd/autopilot_command.cc)
+void AddAutopilotCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
+// doctor  (cmd/doctor_command.cc)
+void AddDoctorCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
+// install  (cmd/install_command.cc)
+void AddInstallCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
+// validate -f FILE|DIR  (cmd/validate_command.cc)
+void AddValidateCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
 
 }  // namespace lk::cmd
