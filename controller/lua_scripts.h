@@ -1,0 +1,10 @@
+// The Lua scripts of controller/lua/, embedded at build time (cmake/embed_lua.cmake).
+#pragma once
+
+#include <string_view>
+
+namespace lk::lua {
+extern const std::string_view kAcquireOwner;
+extern const std::string_view kRenewOwner;
+extern const std::string_view kReleaseOwner;
+}  // namespace lk::lua
