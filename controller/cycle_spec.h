@@ -1,0 +1,37 @@
+// The autopilot's cycle file: which steps an `autopilot-cycle` job runs in the repo.
+//
+//   steps:
+//     - name: sync
+//       command: [git, pull, --ff-only]   # argv, no shell; run in the repo directory
+//       timeout: 120s                     # optional, default 10m
+//     - name: index
+//       command: [make, index]
+//
+// Owns: parsing and strict validation — unknown fields are errors, and every error names
+// file:line:column and the field path ("cycle.yaml:3:7: steps[0].comand: unknown field
+// ..."). yaml-cpp throws; this adapter returns Status. Does not own: running the steps
+// (worker/autopilot_cycle_handler.h, which receives them in the job's payload).
+// Pure functions, thread-safe.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "worker/autopilot_cycle_handler.h"
+#include "worker/duration.h"
+#include "worker/status.h"
+
+namespace lk {
+
+// A step without a timeout gets this one, so that a hung `git fetch` cannot hold the one
+// pending cycle (and with it every later cycle) forever.
+inline constexpr Millis kDefaultCycleStepTimeout{10 * 60'000};
+
+// Parses text; source_name (usually the path) prefixes every error. Step names must be
+// non-empty and unique; "steps: []" (or a null list) is a cycle that only checks the repo.
+StatusOr<std::vector<CycleStep>> ParseCycleSpec(std::string_view text,
+                                                const std::string& source_name);
+StatusOr<std::vector<CycleStep>> LoadCycleSpec(const std::string& path);
+
+}  // namespace lk
