@@ -1,0 +1,66 @@
+// SystemdUnits: the production shape of one lane as two systemd services —
+//   lanekeeper-supervisor-<queue>.service   `jobs supervisor` (owns the worker)
+//   lanekeeper-autopilot-<queue>.service    `autopilot --no-worker` (dispatches only)
+// named per queue so that two lanes on one host never overwrite each other.
+//
+// Owns: validating the install inputs, rendering the unit files, writing them atomically.
+// Does not own: systemctl (the caller prints the commands to run; nothing here talks to
+// systemd, so it works in CI and in a chroot). Pure functions except WriteSystemdUnits.
+// Thread-safe.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "worker/duration.h"
+#include "worker/status.h"
+
+namespace lk {
+
+struct SystemdInstallOptions {
+  std::string binary;  // absolute path of the lanekeeper binary the units run
+  std::string repo;    // absolute path of an existing directory: the autopilot's --repo and
+                       // working directory
+  std::string queue = "default";  // letters, digits, '-', '_', '.', ':' (it names the units)
+  int concurrency = 1;  // 1..4096
+  int max_rss_mb = 0;   // 0 (no limit) or >= 256, as `jobs supervisor --max-rss`
+  Millis interval{300'000};       // autopilot --interval, >= 1 s
+  // The supervisor's drain timeout; TimeoutStopSec is twice it, so systemd's SIGKILL never
+  // cuts a drain short that the supervisor itself would have allowed.
+  Millis drain_timeout{30'000};
+  // Non-empty: written once, as Environment=LANEKEEPER_REDIS_URL=..., and passed as
+  // --redis ${LANEKEEPER_REDIS_URL}, so a drop-in can move it to an EnvironmentFile=
+  // without touching ExecStart. Empty: --redis with lanekeeper's built-in default.
+  std::string redis_url;
+  std::string handlers_file;  // non-empty: absolute path, the supervisor's --handlers
+  std::string cycle_file;     // non-empty: absolute path, the autopilot's --cycle
+  bool user = false;     // a user service (systemctl --user) instead of a system one
+  std::string unit_dir;  // empty: DefaultUnitDir(user)
+};
+
+struct SystemdUnit {
+  std::string name;  // lanekeeper-supervisor-QUEUE.service
+  std::string path;  // unit_dir/name
+  std::string text;  // the file's contents
+};
+
+std::string SupervisorUnitName(const std::string& queue);
+std::string AutopilotUnitName(const std::string& queue);
+
+// /etc/systemd/system, or ${XDG_CONFIG_HOME:-$HOME/.config}/systemd/user for --user.
+// InvalidArgument when --user and neither variable is set.
+StatusOr<std::string> DefaultUnitDir(bool user);
+
+// Checks every input (InvalidArgument naming the flag) and renders both units, the
+// supervisor's first.
+StatusOr<std::vector<SystemdUnit>> RenderSystemdUnits(const SystemdInstallOptions& options);
+
+// Writes each unit to its path through a temporary file and rename(), so systemd never
+// reads half a unit; creates the directory when missing.
+Status WriteSystemdUnits(const std::vector<SystemdUnit>& units);
+
+// The commands that load and start the units (daemon-reload, enable --now); for user units
+// also enable-linger, without which they stop when the user's last session ends.
+std::vector<std::string> ActivationCommands(const std::vector<SystemdUnit>& units, bool user);
+
+}  // namespace lk

@@ -1,0 +1,571 @@
+// `lanekeeper doctor` against a real redis-server, with real supervisors, autopilots and
+// workers where the situation can be produced for real; the few states that take hours to
+// reach (a stale autopilot, two epochs' workers at once) are written through the same APIs
+// the processes use.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+
+#include "controller/autopilot_record.h"
+#include "controller/owner_lease.h"
+#include "controller/supervisor_status.h"
+#include "tests/support/child_process.h"
+#include "tests/support/proc_scan.h"
+#include "tests/support/redis_server.h"
+#include "worker/job_queue.h"
+#include "worker/worker_registry.h"
+
+namespace lk {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::ChildProcess;
+using testing::CommandResult;
+using testing::Eventually;
+
+testing::RedisServerOptions Aof(const std::string& extra_args = "") {
+  testing::RedisServerOptions o;
+  o.appendonly = true;
+  o.extra_args = extra_args;
+  return o;
+}
+testing::RedisServerOptions NoAof(const std::string& extra_args) {
+  testing::RedisServerOptions o;
+  o.extra_args = extra_args;
+  return o;
+}
+// A worker as another host's process would register it ("host:pid").
+WorkerInfo Worker(const std::string& id, int64_t epoch) {
+  WorkerInfo w;
+  w.id = id;
+  w.host = id.substr(0, id.find(':'));
+  w.pid = std::stoll(id.substr(id.find(':') + 1));
+  w.epoch = epoch;
+  return w;
+}
+AutopilotRecord Autopilot(int64_t interval_ms, int64_t last_dispatch_ms, int64_t updated_ms) {
+  AutopilotRecord r;
+  r.holder = "host:7";
+  r.repo = "/srv/kb";
+  r.mode = "dispatch-only";
+  r.interval_ms = interval_ms;
+  r.last_dispatch_ms = last_dispatch_ms;
+  r.updated_ms = updated_ms;
+  return r;
+}
+
+class DoctorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/lk-doctor-test-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    std::filesystem::create_directory(dir_ + "/repo");
+    queue_name_ = "dq" + std::to_string(getpid());
+  }
+
+  void TearDown() override {
+    // Supervisors and autopilots drain their workers on SIGTERM; a worker left behind
+    // (an orphan, an unmanaged one) is stopped the same way.
+    for (auto& p : processes_) p->Signal(SIGTERM);
+    for (auto& p : processes_) p->Wait(15s);
+    for (pid_t pid : testing::FindProcesses({"jobs", "work", "--queue", queue_name_})) {
+      kill(pid, SIGTERM);
+    }
+    Eventually([&] {
+      return testing::FindProcesses({"jobs", "work", "--queue", queue_name_}).empty();
+    }, 15s);
+    processes_.clear();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void StartRedis(const testing::RedisServerOptions& options = {}) {
+    auto server = testing::RedisServer::Start(options);
+    ASSERT_TRUE(server.ok()) << server.status().message();
+    server_ = std::move(server).value();
+    auto q = OpenJobQueue(server_->url(), queue_name_);
+    ASSERT_TRUE(q.ok()) << q.status().message();
+    queue_ = std::move(q).value();
+  }
+  RedisConnection& conn() { return queue_->connection(); }
+
+  CommandResult Doctor(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"doctor", "--redis", server_->url(), "--queue", queue_name_};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return testing::RunLanekeeper(args, {}, 30s);
+  }
+
+  // The line doctor printed for check, without the trailing newline; empty when absent.
+  static std::string Line(const CommandResult& r, const std::string& check) {
+    std::istringstream in(r.out);
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind(check + ": ", 0) == 0) return line;
+    }
+    return "";
+  }
+
+  ChildProcess& Start(std::vector<std::string> args) {
+    args.insert(args.begin(), testing::LanekeeperBinary());
+    processes_.push_back(std::make_unique<ChildProcess>(args));
+    return *processes_.back();
+  }
+  ChildProcess& StartSupervisor(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"jobs", "supervisor", "--redis", server_->url(),
+                                     "--queue", queue_name_, "--concurrency", "2",
+                                     "--max-rss", "512",
+                                     "--pid-file", dir_ + "/sup" +
+                                         std::to_string(processes_.size()) + ".pid",
+                                     "--drain-timeout", "5s"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return Start(args);
+  }
+  ChildProcess& StartAutopilot(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"autopilot", "--redis", server_->url(), "--queue",
+                                     queue_name_, "--repo", dir_ + "/repo", "--interval", "2s",
+                                     "--drain-timeout", "5s"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return Start(args);
+  }
+
+  std::string Submit(const std::string& name, int max_attempts = 3) {
+    JobSpec spec;
+    spec.name = name;
+    spec.max_attempts = max_attempts;
+    auto r = queue_->Enqueue(spec);
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    return r.ok() ? r->id : "";
+  }
+  bool WaitState(const std::string& id, JobState state, std::chrono::milliseconds timeout) {
+    return Eventually([&] {
+      auto j = queue_->Get(id);
+      return j.ok() && j->state == state;
+    }, timeout);
+  }
+  // Plays a worker by hand: claims one job (unfenced) and records outcome for it.
+  void ClaimAndFinish(bool success) {
+    auto claim = queue_->ClaimBatch(1, 0);
+    ASSERT_TRUE(claim.ok() && claim->jobs.size() == 1);
+    JobOutcome o;
+    o.id = claim->jobs[0].id;
+    o.token = claim->jobs[0].token;
+    o.success = success;
+    o.error = "boom";
+    o.retryable = false;
+    ASSERT_TRUE(queue_->FinishBatch({o}).ok());
+  }
+
+  std::optional<OwnerRecord> Owner() {
+    auto o = ReadOwner(conn(), queue_name_);
+    return o.ok() ? *o : std::nullopt;
+  }
+  std::vector<WorkerInfo> LiveWorkers() {
+    auto w = ListLiveWorkers(conn(), queue_name_, 5s);
+    return w.ok() ? *w : std::vector<WorkerInfo>{};
+  }
+  std::vector<SupervisorStatus> Supervisors() {
+    auto s = ReadLiveSupervisors(conn(), queue_name_);
+    return s.ok() ? *s : std::vector<SupervisorStatus>{};
+  }
+  std::string Host() {
+    char host[256] = {0};
+    gethostname(host, sizeof(host) - 1);
+    return host;
+  }
+
+  std::string dir_;
+  std::string queue_name_;
+  std::unique_ptr<testing::RedisServer> server_;
+  std::unique_ptr<JobQueue> queue_;
+  std::vector<std::unique_ptr<ChildProcess>> processes_;
+};
+
+// --- redis ---
+
+TEST_F(DoctorTest, RedisWithoutPersistenceWarnsThatJobsWouldBeLost) {
+  StartRedis();  // the test server runs with save "" and appendonly no
+  auto r = Doctor();
+  EXPECT_EQ(Line(r, "redis"),
+            "redis: warn  neither AOF nor RDB persistence is on: jobs would be lost if Redis "
+            "restarts; set appendonly yes")
+      << r.out << r.err;
+}
+
+TEST_F(DoctorTest, RedisWithAofIsOkAndNamesVersionAndUrl) {
+  StartRedis(Aof());
+  auto r = Doctor();
+  std::regex want("redis: ok  Redis \\d+\\.\\d+\\.\\d+ at " +
+                  std::regex_replace(server_->url(), std::regex("[/.:]"), "\\$&") + ", AOF on");
+  EXPECT_TRUE(std::regex_match(Line(r, "redis"), want)) << r.out;
+}
+
+TEST_F(DoctorTest, RedisWithRdbSnapshotsIsOk) {
+  StartRedis(NoAof("--save 3600 1"));
+  auto r = Doctor();
+  EXPECT_TRUE(Line(r, "redis").starts_with("redis: ok  Redis ")) << r.out;
+  EXPECT_TRUE(Line(r, "redis").ends_with(", RDB snapshots on")) << r.out;
+}
+
+TEST_F(DoctorTest, RedisThatMayEvictJobKeysWarns) {
+  StartRedis(Aof("--maxmemory 100mb --maxmemory-policy allkeys-lru"));
+  auto r = Doctor();
+  EXPECT_EQ(Line(r, "redis"),
+            "redis: warn  maxmemory-policy is allkeys-lru with maxmemory 100.00M: Redis may "
+            "evict job keys when full; set maxmemory-policy noeviction")
+      << r.out;
+}
+
+TEST_F(DoctorTest, UnreachableRedisFailsAloneAndSaysTheOtherChecksWereSkipped) {
+  int port = testing::FreeLoopbackPort();
+  std::string url = "redis://127.0.0.1:" + std::to_string(port) + "/0";
+  auto r = testing::RunLanekeeper({"doctor", "--redis", url, "--queue", "q"}, {}, 30s);
+  EXPECT_EQ(r.exit_code, 2);
+  std::regex want("redis: fail  cannot connect to Redis at " +
+                  std::regex_replace(url, std::regex("[/.:]"), "\\$&") +
+                  ": .*; the other checks need Redis and were skipped\n");
+  EXPECT_TRUE(std::regex_match(r.out, want)) << r.out;
+}
+
+// --- worker_owner, supervisor ---
+
+TEST_F(DoctorTest, NoWorkerOwnerWithWaitingJobsFailsWithExitCode2) {
+  StartRedis(Aof());
+  for (int i = 0; i < 3; ++i) Submit("noop");
+  auto r = Doctor();
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(Line(r, "worker_owner"), "worker_owner: fail  no worker owner for queue " +
+                                         queue_name_ + ": 3 jobs waiting will not run")
+      << r.out;
+  EXPECT_EQ(Line(r, "supervisor"), "supervisor: fail  supervisor not running") << r.out;
+}
+
+TEST_F(DoctorTest, NoWorkerOwnerAndNothingWaitingOnlyWarns) {
+  StartRedis(Aof());
+  auto r = Doctor();
+  EXPECT_EQ(Line(r, "worker_owner"),
+            "worker_owner: warn  no worker owner for queue " + queue_name_ + " (nothing waiting)")
+      << r.out;
+}
+
+TEST_F(DoctorTest, TheProductionShapeIsAllOk) {
+  StartRedis(Aof());
+  auto& sup = StartSupervisor();
+  auto& ap = StartAutopilot({"--no-worker"});
+  ASSERT_TRUE(Eventually([&] { return Owner() && Owner()->role == "supervisor"; }, 15s))
+      << sup.Stderr();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) ids.push_back(Submit("noop"));
+  for (const auto& id : ids) ASSERT_TRUE(WaitState(id, JobState::kCompleted, 20s)) << sup.Stderr();
+  ASSERT_TRUE(Eventually([&] {
+    auto rec = ReadAutopilotRecord(conn(), queue_name_);
+    return rec.ok() && *rec && (*rec)->last_dispatch_ms > 0;
+  }, 15s)) << ap.Stderr();
+
+  auto r = Doctor();
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  std::string sup_pid = std::to_string(sup.pid());
+  EXPECT_TRUE(std::regex_match(Line(r, "worker_owner"),
+                               std::regex("worker_owner: ok  owned by supervisor .*:" + sup_pid +
+                                          " \\(epoch 1, up \\d+s\\)")))
+      << r.out;
+  EXPECT_EQ(Line(r, "supervisor"),
+            "supervisor: ok  running=true pid=" + sup_pid + " crashes_24h=0 rss_restarts_24h=0")
+      << r.out;
+  // The autopilot's next cycle job may be waiting or running at this instant.
+  EXPECT_TRUE(std::regex_match(Line(r, "queue_health"),
+                               std::regex("queue_health: ok  waiting=[01] active=[01] delayed=0 "
+                                          "dead_24h=0")))
+      << r.out;
+  EXPECT_TRUE(std::regex_match(Line(r, "autopilot"),
+                               std::regex("autopilot: ok  last dispatch \\d+s ago \\(interval "
+                                          "2s, repo " + dir_ + "/repo\\)")))
+      << r.out;
+  EXPECT_TRUE(Line(r, "wedged_queue").starts_with("wedged_queue: ok  ")) << r.out;
+}
+
+TEST_F(DoctorTest, AutopilotOwningTheWorkerIsToldApartFromNoOwnerAtAll) {
+  StartRedis(Aof());
+  auto& ap = StartAutopilot();
+  int worker_pid = 0;
+  ASSERT_TRUE(Eventually([&] {
+    auto rec = ReadAutopilotRecord(conn(), queue_name_);
+    if (!rec.ok() || !*rec) return false;
+    worker_pid = (*rec)->worker_pid;
+    return worker_pid > 0 && !LiveWorkers().empty();
+  }, 15s)) << ap.Stderr();
+
+  auto r = Doctor();
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_EQ(Line(r, "worker_owner"),
+            "worker_owner: warn  no supervisor: queue " + queue_name_ +
+                " is owned by autopilot's child worker (pid " + std::to_string(worker_pid) +
+                "); for production run `autopilot --no-worker` with `jobs supervisor`")
+      << r.out;
+  // Not "supervisor not running": that the worker is autopilot's is said once, above.
+  EXPECT_EQ(Line(r, "supervisor"),
+            "supervisor: info  not running; queue " + queue_name_ +
+                " is owned by autopilot's child worker (see worker_owner)")
+      << r.out;
+
+  // A supervisor started now waits in standby, and doctor says why.
+  auto& sup = StartSupervisor();
+  ASSERT_TRUE(Eventually([&] { return !Supervisors().empty(); }, 15s)) << sup.Stderr();
+  r = Doctor();
+  EXPECT_TRUE(std::regex_match(
+      Line(r, "supervisor"),
+      std::regex("supervisor: warn  running=true pid=" + std::to_string(sup.pid()) +
+                 " crashes_24h=0 rss_restarts_24h=0 state=standby: queue " + queue_name_ +
+                 " is owned by autopilot .* \\(epoch 1\\), so the supervisor waits; stop that "
+                 "owner \\(an autopilot: restart it with --no-worker\\) and the supervisor "
+                 "takes over")))
+      << r.out;
+}
+
+TEST_F(DoctorTest, AnUnmanagedWorkerWithoutOwnerWarns) {
+  StartRedis(Aof());
+  auto& w = Start({"jobs", "work", "--redis", server_->url(), "--queue", queue_name_,
+                   "--concurrency", "1", "--max-rss", "0"});
+  ASSERT_TRUE(Eventually([&] { return LiveWorkers().size() == 1; }, 15s)) << w.Stderr();
+  auto r = Doctor();
+  EXPECT_EQ(Line(r, "worker_owner"),
+            "worker_owner: warn  queue " + queue_name_ + " is served by an unmanaged worker " +
+                Host() + ":" + std::to_string(w.pid()) +
+                " (no owner lease); run it under `jobs supervisor`")
+      << r.out;
+}
+
+TEST_F(DoctorTest, TwoUnmanagedWorkersOnOneQueueFail) {
+  StartRedis(Aof());
+  auto& a = Start({"jobs", "work", "--redis", server_->url(), "--queue", queue_name_,
+                   "--concurrency", "1", "--max-rss", "0"});
+  auto& b = Start({"jobs", "work", "--redis", server_->url(), "--queue", queue_name_,
+                   "--concurrency", "1", "--max-rss", "0"});
+  ASSERT_TRUE(Eventually([&] { return LiveWorkers().size() == 2; }, 15s))
+      << a.Stderr() << b.Stderr();
+  auto r = Doctor();
+  EXPECT_EQ(r.exit_code, 2);
+  std::string line = Line(r, "worker_owner");
+  EXPECT_TRUE(line.starts_with("worker_owner: fail  2 live workers serve queue " + queue_name_ +
+                               ": "))
+      << r.out;
+  EXPECT_NE(line.find(Host() + ":" + std::to_string(a.pid()) + " (epoch 0)"), std::string::npos);
+  EXPECT_NE(line.find(Host() + ":" + std::to_string(b.pid()) + " (epoch 0)"), std::string::npos);
+  EXPECT_TRUE(line.ends_with("; unmanaged workers are not fenced, so each claims — stop all but "
+                             "one and run it under `jobs supervisor`"))
+      << r.out;
+}
+
+TEST_F(DoctorTest, WorkersOfTwoEpochsFailAndNameBoth) {
+  StartRedis(Aof());
+  // A stale owner's worker still heartbeating beside the current one (it is fenced at its
+  // next claim, but until it exits two processes believe they serve the queue).
+  WorkerRegistry stale(queue_name_, Worker("hostA:1", 3));
+  WorkerRegistry current(queue_name_, Worker("hostB:2", 4));
+  ASSERT_TRUE(stale.Register(conn()).ok());
+  ASSERT_TRUE(current.Register(conn()).ok());
+  auto r = Doctor();
+  EXPECT_EQ(r.exit_code, 2);
+  std::string line = Line(r, "worker_owner");
+  EXPECT_TRUE(
+      line.starts_with("worker_owner: fail  2 live workers serve queue " + queue_name_ + ": "))
+      << r.out;
+  EXPECT_NE(line.find("hostA:1 (epoch 3)"), std::string::npos) << line;
+  EXPECT_NE(line.find("hostB:2 (epoch 4)"), std::string::npos) << line;
+  EXPECT_TRUE(line.ends_with("; only the current epoch's may claim — stop the stale one"))
+      << line;
+}
+
+TEST_F(DoctorTest, ACrashedWorkerAndItsReplacementOfOneEpochCountAsOne) {
+  StartRedis(Aof());
+  WorkerRegistry crashed(queue_name_, Worker("host:10", 5));
+  ASSERT_TRUE(crashed.Register(conn()).ok());
+  usleep(5'000);
+  WorkerRegistry replacement(queue_name_, Worker("host:11", 5));
+  ASSERT_TRUE(replacement.Register(conn()).ok());
+  auto r = Doctor();
+  EXPECT_EQ(Line(r, "worker_owner").find("live workers serve"), std::string::npos) << r.out;
+}
+
+TEST_F(DoctorTest, AWorkerOrphanedByAKilledSupervisorIsNamed) {
+  StartRedis(Aof());
+  auto& sup = StartSupervisor({"--lease-ttl", "2s", "--lease-renew", "500ms"});
+  ASSERT_TRUE(Eventually([&] { return LiveWorkers().size() == 1; }, 15s)) << sup.Stderr();
+  int64_t worker_pid = LiveWorkers()[0].pid;
+  sup.Signal(SIGKILL);  // the worker is not tied to it and keeps its (still current) epoch
+  ASSERT_TRUE(Eventually([&] { return !Owner().has_value(); }, 10s));
+  auto r = Doctor();
+  EXPECT_EQ(Line(r, "worker_owner"),
+            "worker_owner: warn  queue " + queue_name_ + " is served by worker " + Host() + ":" +
+                std::to_string(worker_pid) +
+                " of epoch 1, whose owner's lease expired (was its supervisor killed?); start "
+                "`jobs supervisor`, which takes over and fences it")
+      << r.out;
+}
+
+TEST_F(DoctorTest, ACrashingWorkerMakesTheSupervisorWarn) {
+  StartRedis(Aof());
+  // The worker cannot read its handlers file and exits 2 each time: a crash to the supervisor.
+  auto& sup = StartSupervisor({"--handlers", dir_ + "/missing.yaml"});
+  ASSERT_TRUE(Eventually([&] {
+    auto s = Supervisors();
+    return !s.empty() && s[0].crashes_in_window >= 1;
+  }, 15s)) << sup.Stderr();
+  auto r = Doctor();
+  EXPECT_TRUE(std::regex_match(
+      Line(r, "supervisor"),
+      std::regex("supervisor: warn  running=true pid=" + std::to_string(sup.pid()) +
+                 " crashes_24h=(\\d+) rss_restarts_24h=0: the worker crashed \\1 times? in 24h; "
+                 "see `lanekeeper jobs supervisor status` and the logs")))
+      << r.out;
+}
+
+TEST_F(DoctorTest, ADegradedSupervisorFails) {
+  StartRedis(Aof());
+  // More than --max-crashes 1 crashes within 10 minutes: degraded after the second (backoff 1 s).
+  auto& sup = StartSupervisor({"--handlers", dir_ + "/missing.yaml", "--max-crashes", "1"});
+  ASSERT_TRUE(Eventually([&] {
+    auto s = Supervisors();
+    return !s.empty() && s[0].degraded;
+  }, 20s)) << sup.Stderr();
+  auto r = Doctor();
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(std::regex_match(
+      Line(r, "supervisor"),
+      std::regex("supervisor: fail  running=true pid=" + std::to_string(sup.pid()) +
+                 " crashes_24h=\\d+ rss_restarts_24h=0: degraded: the worker crashed \\d+ times "
+                 "within 10m \\(more than --max-crashes\\), last exit code 2.*; see `lanekeeper "
+                 "jobs supervisor status` and the logs")))
+      << r.out;
+}
+
+// --- queue_health ---
+
+TEST_F(DoctorTest, JobsThatWentDeadMakeQueueHealthWarn) {
+  StartRedis(Aof());
+  for (int i = 0; i < 3; ++i) {
+    Submit("flaky", 1);
+    ClaimAndFinish(false);
+  }
+  auto r = Doctor();
+  EXPECT_EQ(Line(r, "queue_health"),
+            "queue_health: warn  waiting=0 active=0 delayed=0 dead_24h=3: 3 jobs went dead in "
+            "the last 24h; see `lanekeeper jobs list --state dead`")
+      << r.out;
+}
+
+TEST_F(DoctorTest, ABacklogOverTheThresholdMakesQueueHealthWarn) {
+  StartRedis(Aof());
+  for (int i = 0; i < 3; ++i) Submit("noop");
+  auto r = Doctor({"--waiting-threshold", "2"});
+  EXPECT_EQ(Line(r, "queue_health"),
+            "queue_health: warn  waiting=3 active=0 delayed=0 dead_24h=0: 3 jobs waiting, more "
+            "than 2 (--waiting-threshold): the worker is not keeping up; raise --concurrency or "
+            "find what slows the jobs")
+      << r.out;
+}
+
+TEST_F(DoctorTest, AnActiveJobPastItsLeaseMakesQueueHealthWarn) {
+  StartRedis(Aof());
+  JobSpec spec;
+  spec.name = "noop";
+  spec.lease = kMinLease;
+  ASSERT_TRUE(queue_->Enqueue(spec).ok());
+  auto claim = queue_->ClaimBatch(1, 0);  // claimed by a "worker" that then dies silently
+  ASSERT_TRUE(claim.ok() && claim->jobs.size() == 1);
+  usleep((kMinLease.count() + 200) * 1000);
+  auto r = Doctor();
+  EXPECT_EQ(Line(r, "queue_health"),
+            "queue_health: warn  waiting=0 active=1 delayed=0 dead_24h=0: 1 active job past the "
+            "lease deadline: the worker holding it stopped renewing (crashed or hung); a live "
+            "worker's next claim returns such jobs to waiting")
+      << r.out;
+}
+
+// --- autopilot ---
+
+TEST_F(DoctorTest, AnAutopilotThatStoppedDispatchingWarns) {
+  StartRedis(Aof());
+  int64_t now = NowUnixMillis();
+  AutopilotRecord rec = Autopilot(300'000, now - 20 * 60'000, now);
+  ASSERT_TRUE(PublishAutopilotRecord(conn(), queue_name_, rec).ok());
+  auto r = Doctor();
+  EXPECT_EQ(Line(r, "autopilot"),
+            "autopilot: warn  last dispatch 20m ago, more than 3 × its interval 5m (repo "
+            "/srv/kb); see the autopilot's logs")
+      << r.out;
+}
+
+TEST_F(DoctorTest, AnAutopilotThatStoppedReportingWarns) {
+  StartRedis(Aof());
+  int64_t now = NowUnixMillis();
+  AutopilotRecord rec = Autopilot(60'000, now - 2 * 3'600'000, now - 2 * 3'600'000);
+  ASSERT_TRUE(PublishAutopilotRecord(conn(), queue_name_, rec).ok());
+  auto r = Doctor();
+  EXPECT_EQ(Line(r, "autopilot"),
+            "autopilot: warn  autopilot host:7 (repo /srv/kb) stopped reporting 2h ago: it is "
+            "not running; start `lanekeeper autopilot --repo /srv/kb --no-worker` (or its "
+            "systemd unit)")
+      << r.out;
+}
+
+TEST_F(DoctorTest, NoAutopilotIsInformationNotAProblem) {
+  StartRedis(Aof());
+  auto r = Doctor();
+  EXPECT_EQ(Line(r, "autopilot"), "autopilot: info  no autopilot runs on queue " + queue_name_)
+      << r.out;
+}
+
+// --- wedged_queue ---
+
+TEST_F(DoctorTest, WorkWaitingWithNothingFinishingForTheWedgeTimeFails) {
+  StartRedis(Aof());
+  Submit("noop");
+  ClaimAndFinish(true);  // something finished once, then nothing more
+  Submit("noop");
+  usleep(1'200'000);
+  auto r = Doctor({"--wedge-time", "1s"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(Line(r, "wedged_queue"),
+            "wedged_queue: fail  queue " + queue_name_ +
+                " is wedged: 1 job waiting, none active, nothing finished for 1s (--wedge-time "
+                "1s); see worker_owner and the worker's logs")
+      << r.out;
+}
+
+TEST_F(DoctorTest, AFreshSubmissionToAQueueIdleForLongIsNotWedged) {
+  StartRedis(Aof());
+  Submit("noop");
+  ClaimAndFinish(true);
+  usleep(1'200'000);  // idle for longer than the wedge time...
+  Submit("noop");     // ...then work arrives: it has not waited the wedge time yet
+  auto r = Doctor({"--wedge-time", "1s"});
+  EXPECT_TRUE(
+      Line(r, "wedged_queue").starts_with("wedged_queue: ok  1 waiting, none active for 0s"))
+      << r.out;
+}
+
+// --- output ---
+
+TEST_F(DoctorTest, JsonOutputHasEveryCheckInOrderAndTheWorstStatus) {
+  StartRedis(Aof());
+  Submit("noop");
+  auto r = Doctor({"--json"});
+  EXPECT_EQ(r.exit_code, 2);
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["queue"], queue_name_);
+  EXPECT_EQ(j["status"], "fail");
+  std::vector<std::string> names;
+  for (const auto& c : j["checks"]) {
+    names.push_back(c["name"]);
+    EXPECT_TRUE(c.contains("status") && c.contains("message") && c["details"].is_object());
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"redis", "worker_owner", "supervisor", "queue_health",
+                                             "autopilot", "wedged_queue"}));
+  EXPECT_EQ(j["checks"][1]["details"]["current_epoch"], "0");
+}
+
+}  // namespace
+}  // namespace lk

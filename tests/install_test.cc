@@ -1,0 +1,305 @@
+// `lanekeeper install --target systemd`: the units it prints and writes, the inputs it
+// refuses, and — with no systemd here — that the command lines it puts in ExecStart really
+// run the production shape that doctor approves.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "controller/autopilot_record.h"
+#include "controller/owner_lease.h"
+#include "controller/systemd_units.h"
+#include "tests/support/child_process.h"
+#include "tests/support/proc_scan.h"
+#include "tests/support/redis_server.h"
+#include "worker/job_queue.h"
+
+namespace lk {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::CommandResult;
+using testing::Eventually;
+
+class InstallTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/lk-install-test-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    repo_ = dir_ + "/repo";
+    units_ = dir_ + "/units";
+    std::filesystem::create_directory(repo_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  CommandResult Install(std::vector<std::string> extra, std::vector<std::string> env = {}) {
+    std::vector<std::string> args = {"install", "--target", "systemd", "--repo", repo_,
+                                     "--concurrency", "4", "--max-rss", "2048"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return testing::RunLanekeeper(args, env, 30s);
+  }
+
+  // The files of a --dry-run, keyed by the path in their "# file: PATH" header.
+  static std::map<std::string, std::string> Files(const std::string& out) {
+    std::map<std::string, std::string> files;
+    std::string current;
+    std::istringstream in(out);
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("# file: ", 0) == 0) {
+        current = line.substr(8);
+        files[current];
+      } else if (!current.empty()) {
+        files[current] += line + "\n";
+      }
+    }
+    // Units are separated by one blank line, which belongs to neither.
+    for (auto& [path, text] : files) {
+      if (text.ends_with("\n\n")) text.pop_back();
+    }
+    return files;
+  }
+
+  static std::string Setting(const std::string& unit, const std::string& key) {
+    std::istringstream in(unit);
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind(key + "=", 0) == 0) return line.substr(key.size() + 1);
+    }
+    return "";
+  }
+
+  std::string dir_, repo_, units_;
+};
+
+TEST_F(InstallTest, DryRunPrintsTheSupervisorAndAutopilotUnitsAndWritesNothing) {
+  auto r = Install({"--queue", "emails", "--redis", "redis://10.0.0.5:6380/2", "--unit-dir",
+                    units_, "--dry-run"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto files = Files(r.out);
+  const std::string sup_path = units_ + "/lanekeeper-supervisor-emails.service";
+  const std::string ap_path = units_ + "/lanekeeper-autopilot-emails.service";
+  ASSERT_EQ(files.size(), 2u) << r.out;
+  ASSERT_TRUE(files.count(sup_path) && files.count(ap_path)) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(units_));
+
+  const std::string bin = testing::LanekeeperBinary();
+  const std::string& sup = files[sup_path];
+  EXPECT_EQ(Setting(sup, "ExecStart"),
+            bin + " jobs supervisor --redis ${LANEKEEPER_REDIS_URL} --queue emails "
+                  "--concurrency 4 --max-rss 2048 --drain-timeout 30s "
+                  "--pid-file %t/lanekeeper-supervisor-emails.pid");
+  EXPECT_EQ(Setting(sup, "Environment"), "\"LANEKEEPER_REDIS_URL=redis://10.0.0.5:6380/2\"");
+  EXPECT_EQ(Setting(sup, "Restart"), "always");
+  EXPECT_EQ(Setting(sup, "RestartSec"), "2");
+  EXPECT_EQ(Setting(sup, "TimeoutStopSec"), "60s");  // twice the 30 s drain
+  EXPECT_EQ(Setting(sup, "KillMode"), "mixed");
+  EXPECT_EQ(Setting(sup, "After"), "network-online.target redis-server.service");
+  EXPECT_EQ(Setting(sup, "Wants"), "network-online.target");
+  EXPECT_EQ(Setting(sup, "WantedBy"), "multi-user.target");
+
+  const std::string& ap = files[ap_path];
+  EXPECT_EQ(Setting(ap, "ExecStart"),
+            bin + " autopilot --redis ${LANEKEEPER_REDIS_URL} --queue emails --repo " + repo_ +
+                " --no-worker --interval 5m");
+  EXPECT_EQ(Setting(ap, "WorkingDirectory"), repo_);
+  EXPECT_EQ(Setting(ap, "After"),
+            "network-online.target redis-server.service lanekeeper-supervisor-emails.service");
+  EXPECT_EQ(Setting(ap, "Restart"), "always");
+  EXPECT_EQ(Setting(ap, "RestartSec"), "2");
+  EXPECT_EQ(Setting(ap, "WantedBy"), "multi-user.target");
+}
+
+TEST_F(InstallTest, TwoQueuesGetUnitsThatNeverOverwriteEachOther) {
+  auto a = Install({"--queue", "emails", "--unit-dir", units_, "--dry-run"});
+  auto b = Install({"--queue", "reports", "--unit-dir", units_, "--dry-run"});
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  std::set<std::string> paths;
+  for (const auto& [p, t] : Files(a.out)) paths.insert(p);
+  for (const auto& [p, t] : Files(b.out)) paths.insert(p);
+  EXPECT_EQ(paths.size(), 4u);
+  EXPECT_NE(Setting(Files(b.out)[units_ + "/lanekeeper-supervisor-reports.service"], "ExecStart")
+                .find("--pid-file %t/lanekeeper-supervisor-reports.pid"),
+            std::string::npos);
+}
+
+TEST_F(InstallTest, WithoutARedisUrlTheUnitsUseTheBuiltInDefaultAndNoEnvironment) {
+  auto r = Install({"--unit-dir", units_, "--dry-run"}, {"LANEKEEPER_REDIS_URL="});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto sup = Files(r.out)[units_ + "/lanekeeper-supervisor-default.service"];
+  EXPECT_NE(Setting(sup, "ExecStart").find("--redis redis://127.0.0.1:6379/0 --queue default"),
+            std::string::npos)
+      << sup;
+  EXPECT_EQ(Setting(sup, "Environment"), "");
+}
+
+TEST_F(InstallTest, UserUnitsGoToTheUserConfigDirectoryAndDefaultTarget) {
+  auto r = Install({"--user", "--dry-run"}, {"HOME=" + dir_, "XDG_CONFIG_HOME="});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto files = Files(r.out);
+  const std::string sup_path = dir_ + "/.config/systemd/user/lanekeeper-supervisor-default.service";
+  const std::string ap_path = dir_ + "/.config/systemd/user/lanekeeper-autopilot-default.service";
+  ASSERT_TRUE(files.count(sup_path) && files.count(ap_path)) << r.out;
+  EXPECT_EQ(Setting(files[sup_path], "WantedBy"), "default.target");
+  // A user manager cannot order itself after system units.
+  EXPECT_EQ(Setting(files[sup_path], "After"), "");
+  EXPECT_EQ(Setting(files[ap_path], "After"), "lanekeeper-supervisor-default.service");
+}
+
+TEST_F(InstallTest, PathsWithSpacesAndPercentSignsAreQuotedAndEscaped) {
+  repo_ = dir_ + "/my repo%1";
+  std::filesystem::create_directory(repo_);
+  auto r = Install({"--unit-dir", units_, "--dry-run"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto ap = Files(r.out)[units_ + "/lanekeeper-autopilot-default.service"];
+  EXPECT_EQ(Setting(ap, "WorkingDirectory"), dir_ + "/my repo%%1");
+  EXPECT_NE(Setting(ap, "ExecStart").find("--repo \"" + dir_ + "/my repo%%1\" --no-worker"),
+            std::string::npos)
+      << ap;
+}
+
+TEST_F(InstallTest, WritingCreatesBothFilesAndPrintsTheSystemctlCommands) {
+  auto dry = Install({"--queue", "emails", "--unit-dir", units_, "--dry-run"});
+  auto r = Install({"--queue", "emails", "--unit-dir", units_});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const auto& [path, text] : Files(dry.out)) {
+    std::ifstream in(path);
+    std::stringstream written;
+    written << in.rdbuf();
+    EXPECT_EQ(written.str(), text) << path;
+  }
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(units_),
+                          std::filesystem::directory_iterator{}),
+            2);  // no temporary files left behind
+  EXPECT_NE(r.out.find("systemctl daemon-reload && systemctl enable --now "
+                       "lanekeeper-supervisor-emails.service lanekeeper-autopilot-emails.service"),
+            std::string::npos)
+      << r.out;
+}
+
+TEST_F(InstallTest, BadInputsAreRejectedAndNothingIsWritten) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string error;
+  };
+  std::vector<Case> cases = {
+      {{"install", "--target", "launchd", "--repo", repo_, "--concurrency", "1", "--max-rss", "0"},
+       "--target launchd is not supported"},
+      {{"install", "--target", "systemd", "--repo", "relative/repo", "--concurrency", "1",
+        "--max-rss", "0"},
+       "--repo must be an absolute path"},
+      {{"install", "--target", "systemd", "--repo", dir_ + "/missing", "--concurrency", "1",
+        "--max-rss", "0"},
+       "is not a directory"},
+      {{"install", "--target", "systemd", "--repo", repo_, "--concurrency", "1", "--max-rss",
+        "100"},
+       "looks like a GB/MB mix-up"},
+      {{"install", "--target", "systemd", "--repo", repo_, "--concurrency", "0", "--max-rss", "0"},
+       "--concurrency must be 1..4096"},
+      {{"install", "--target", "systemd", "--repo", repo_, "--concurrency", "1", "--max-rss", "0",
+        "--queue", "a/b"},
+       "cannot name a systemd unit"},
+      {{"install", "--target", "systemd", "--repo", repo_, "--concurrency", "1", "--max-rss", "0",
+        "--interval", "5"},
+       "--interval"},
+      {{"install", "--target", "systemd", "--repo", repo_, "--concurrency", "1", "--max-rss", "0",
+        "--handlers", "handlers.yaml"},
+       "--handlers must be an absolute path"},
+  };
+  for (auto& c : cases) {
+    c.args.insert(c.args.end(), {"--unit-dir", units_});
+    auto r = testing::RunLanekeeper(c.args, {}, 30s);
+    EXPECT_EQ(r.exit_code, 2) << c.error;
+    EXPECT_NE(r.err.find(c.error), std::string::npos) << "want '" << c.error << "', got " << r.err;
+  }
+  EXPECT_FALSE(std::filesystem::exists(units_));
+}
+
+// systemd's own parser, where installed: no warnings about our files, and the awkward
+// values (a space and a % in the repo path, a % in the Redis password) come out intact.
+TEST_F(InstallTest, SystemdAnalyzeAcceptsTheUnitsAndReadsTheValuesBack) {
+  if (!std::filesystem::exists("/usr/bin/systemd-analyze")) GTEST_SKIP() << "no systemd-analyze";
+  repo_ = dir_ + "/my repo%1";
+  std::filesystem::create_directory(repo_);
+  auto r = Install({"--queue", "emails", "--redis", "redis://:pa%t@10.0.0.5:6380/2",
+                    "--unit-dir", units_});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto verify = testing::Run({"/usr/bin/systemd-analyze", "verify",
+                              units_ + "/lanekeeper-supervisor-emails.service",
+                              units_ + "/lanekeeper-autopilot-emails.service"},
+                             {"SYSTEMD_LOG_LEVEL=debug"}, 60s);
+  ASSERT_EQ(verify.exit_code, 0) << verify.err;
+  std::string all = verify.out + verify.err;
+  std::istringstream lines(all);
+  for (std::string line; std::getline(lines, line);) {
+    // A complaint names the file and line: "UNITS/lanekeeper-x.service:12: Unknown key ...".
+    EXPECT_EQ(line.rfind(units_ + "/", 0), std::string::npos) << line;
+  }
+  EXPECT_NE(all.find("WorkingDirectory: " + repo_ + "\n"), std::string::npos) << all;
+  EXPECT_NE(all.find("Environment: LANEKEEPER_REDIS_URL=redis://:pa%t@10.0.0.5:6380/2"),
+            std::string::npos);
+  EXPECT_NE(all.find("--repo \"" + repo_ + "\" --no-worker"), std::string::npos);
+  EXPECT_NE(all.find("--pid-file /run/lanekeeper-supervisor-emails.pid"), std::string::npos);
+  EXPECT_NE(all.find("KillMode: mixed"), std::string::npos);
+  EXPECT_NE(all.find("TimeoutStopSec: 1min\n"), std::string::npos);
+}
+
+// systemd would run ExecStart after expanding %t and ${LANEKEEPER_REDIS_URL}; doing the
+// same by hand proves the flags are ones the commands accept, and that the two units
+// together are the shape doctor calls healthy.
+TEST_F(InstallTest, TheUnitsCommandLinesRunTheProductionShapeDoctorApproves) {
+  testing::RedisServerOptions aof;
+  aof.appendonly = true;
+  auto server = testing::RedisServer::Start(aof);
+  ASSERT_TRUE(server.ok()) << server.status().message();
+  const std::string url = (*server)->url();
+  const std::string queue = "inst" + std::to_string(getpid());
+  auto r = Install({"--queue", queue, "--redis", url, "--interval", "2s", "--unit-dir", units_,
+                    "--dry-run"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto files = Files(r.out);
+  auto argv_of = [&](const std::string& unit) {
+    std::string line = Setting(files[units_ + "/" + unit], "ExecStart");
+    line = std::regex_replace(line, std::regex("%t"), dir_);
+    line = std::regex_replace(line, std::regex("\\$\\{LANEKEEPER_REDIS_URL\\}"), url);
+    std::vector<std::string> argv;
+    std::istringstream in(line);
+    for (std::string a; in >> a;) argv.push_back(a);
+    return argv;
+  };
+  auto sup = std::make_unique<testing::ChildProcess>(argv_of(SupervisorUnitName(queue)));
+  auto ap = std::make_unique<testing::ChildProcess>(argv_of(AutopilotUnitName(queue)));
+
+  auto jobs = OpenJobQueue(url, queue);
+  ASSERT_TRUE(jobs.ok());
+  RedisConnection& conn = (*jobs)->connection();
+  ASSERT_TRUE(Eventually([&] {
+    auto rec = ReadAutopilotRecord(conn, queue);
+    auto owner = ReadOwner(conn, queue);
+    auto stats = (*jobs)->Stats();
+    return rec.ok() && *rec && (*rec)->last_dispatch_ms > 0 && owner.ok() && *owner &&
+           (*owner)->role == "supervisor" && stats.ok() && stats->completed > 0;
+  }, 30s)) << sup->Stderr() << ap->Stderr();
+  EXPECT_TRUE(std::filesystem::exists(dir_ + "/lanekeeper-supervisor-" + queue + ".pid"));
+
+  auto doctor = testing::RunLanekeeper({"doctor", "--redis", url, "--queue", queue}, {}, 30s);
+  EXPECT_EQ(doctor.exit_code, 0) << doctor.out;
+  EXPECT_NE(doctor.out.find("supervisor: ok  "), std::string::npos) << doctor.out;
+  EXPECT_NE(doctor.out.find("queue_health: ok  "), std::string::npos) << doctor.out;
+
+  // systemctl stop: SIGTERM to the main process; the supervisor drains its worker and both
+  // exit well within TimeoutStopSec.
+  ap->Signal(SIGTERM);
+  sup->Signal(SIGTERM);
+  EXPECT_EQ(ap->Wait(30s), 0);
+  EXPECT_EQ(sup->Wait(60s), 0);
+  EXPECT_TRUE(testing::FindProcesses({"jobs", "work", "--queue", queue}).empty());
+}
+
+}  // namespace
+}  // namespace lk
