@@ -1,0 +1,137 @@
+// LaneSpec: the declarative `Lane` (apiVersion lanekeeper.dev/v1alpha1, kind Lane) — one
+// queue with its autopilot, supervisor and handlers — parsed and validated strictly.
+//
+//   apiVersion: lanekeeper.dev/v1alpha1
+//   kind: Lane
+//   metadata: {name: knowledge}
+//   spec:
+//     queue: default
+//     redis: {url: redis://127.0.0.1:6379/0}
+//     autopilot: {mode: dispatch-only, repo: /srv/brain/knowledge, interval: 300s,
+//                 cycle: [{name: sync, command: [git, pull, --ff-only], timeout: 120s}]}
+//     supervisor: {enabled: true, concurrency: 2, maxRSS: 2048Mi, maxCrashes: 10,
+//                  drainTimeout: 30s}
+//     handlers: {embed: {command: [gbrain, embed, --stale], timeout: 10m, lease: 300s,
+//                        maxAttempts: 3}}
+//
+// Owns: the model; parsing every YAML document of a file (yaml-cpp throws: every
+// YAML::Exception is caught here and becomes a SpecError); validation that reports every
+// error at once, each with file:line:column and the field path; the rules across lanes
+// (ValidateLaneSet). The ownership rule — exactly one worker owner per lane — is
+// validation. Every field, default and message is in docs/lanes.md; crds/lane.yaml states
+// the same rules for the Kubernetes API server. Does not own: watching a directory or the
+// Kubernetes API, acting on a spec. Pure functions (LoadLaneSpecs reads files), thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "worker/autopilot_cycle_handler.h"
+#include "worker/duration.h"
+#include "worker/handler_config.h"
+#include "worker/status.h"
+
+namespace lk {
+
+inline constexpr std::string_view kLaneApiVersion = "lanekeeper.dev/v1alpha1";
+inline constexpr std::string_view kLaneKind = "Lane";
+
+// dispatch-only: enqueue cycles, never run a worker. managed-worker: also own the queue's
+// worker (a laptop lane without a supervisor). off: no autopilot.
+enum class AutopilotMode { kDispatchOnly, kManagedWorker, kOff };
+const char* AutopilotModeName(AutopilotMode m);
+
+// Where something was written, 1-based; 0 when unknown.
+struct SpecMark {
+  int line = 0;
+  int column = 0;
+};
+
+// The worker that a lane's owner runs: the supervisor's, or in managed-worker mode the
+// autopilot's own.
+struct WorkerSettings {
+  int concurrency = 1;
+  int64_t max_rss_mb = 0;  // 0: no limit; else 256 MB to 1 TiB
+  Millis drain_timeout{30'000};
+};
+
+struct LaneSpec {
+  // metadata
+  std::string name;            // DNS label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63
+  std::string namespace_name;  // empty unless written (Kubernetes objects carry one)
+  int64_t generation = 0;      // metadata.generation, set by Kubernetes; 0 in files
+  SpecMark name_mark;          // where metadata.name is, for errors across lanes
+
+  // spec
+  std::string queue = "default";
+  SpecMark queue_mark;    // spec.queue, or spec itself when the default is used
+  std::string redis_url;  // empty: the controller's default. May carry a password: never
+                          // log it (RedisEndpoint::Redacted)
+
+  struct Autopilot {
+    // A lane without an autopilot section has none; a section without a mode dispatches.
+    AutopilotMode mode = AutopilotMode::kOff;
+    std::string repo;  // absolute path; required unless mode is off
+    Millis interval{300'000};
+    std::vector<CycleStep> cycle;  // step timeouts default to kDefaultCycleStepTimeout
+    WorkerSettings worker;         // its own worker; may be set only in managed-worker mode
+  } autopilot;
+
+  struct Supervisor {
+    bool enabled = true;
+    WorkerSettings worker;  // may be set only while enabled
+    int max_crashes = 10;   // crashes within 10 minutes before it reports degraded
+  } supervisor;
+
+  std::vector<HandlerSpec> handlers;  // in file order; names unique
+
+  std::string source;  // the file (or "namespace/name" for Kubernetes)
+
+  // The settings of the worker this lane runs: the supervisor's, or the autopilot's in
+  // managed-worker mode.
+  const WorkerSettings& Worker() const;
+
+  // Canonical JSON of the spec part, which the controller compares to detect a change.
+  // Carries the Redis URL as written (password included): compare it, never show it.
+  std::string SpecJson() const;
+};
+
+// One problem in a spec, located.
+struct SpecError {
+  std::string file;
+  int line = 0;       // 1-based; 0 when unknown (a file that cannot be read)
+  int column = 0;     // 1-based
+  std::string field;  // path, e.g. spec.supervisor.maxRSS; empty for YAML syntax errors
+  std::string message;
+
+  // "file:line:column: field: message", leaving out what is unknown.
+  std::string ToString() const;
+};
+
+struct ParsedLanes {
+  std::vector<LaneSpec> lanes;    // the documents without errors
+  std::vector<SpecError> errors;  // every error of every document, in file order
+};
+
+// Parses every YAML document of text (--- separated). An error in one document does not
+// hide the others, nor the lanes they define. Empty documents are skipped. file names the
+// source in errors and in LaneSpec::source. Texts over 1 MiB are rejected whole.
+ParsedLanes ParseLaneSpecs(std::string_view text, const std::string& file);
+
+// Reads a file, or every *.yaml / *.yml file of a directory (sorted by name, not
+// recursive, dot-files skipped: editors keep swap and lock files there).
+ParsedLanes LoadLaneSpecs(const std::string& path);
+
+// The rules across lanes: names unique (per namespace); no two lanes on one queue of one
+// Redis (same host, port and db, or socket and db). A lane without a URL is on
+// default_redis_url. Each error points at the later lane's metadata.name or spec.queue
+// and names where the earlier one is.
+std::vector<SpecError> ValidateLaneSet(const std::vector<LaneSpec>& lanes,
+                                       const std::string& default_redis_url);
+
+// "2048Mi", "2Gi" or a plain number of MB ("2048"): up to 9 digits. Returns MB.
+StatusOr<int64_t> ParseMegabytes(std::string_view text);
+
+}  // namespace lk
