@@ -25,7 +25,8 @@ std::string UsageMessage(const CLI::ParseError& e, CLI::App& app) {
     path += (path.empty() ? "" : " ") + at->get_name();
   }
   std::string choices;
-  for (const CLI::App* sub : at->get_subcommands([](CLI::App* s) { return !s->get_name().empty(); })) {
+  auto named = [](CLI::App* s) { return !s->get_name().empty(); };  // not option groups
+  for (const CLI::App* sub : at->get_subcommands(named)) {
     choices += (choices.empty() ? "" : ", ") + sub->get_name();
   }
   std::string word;

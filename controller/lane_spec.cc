@@ -1,6 +1,7 @@
 #include "controller/lane_spec.h"
 
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <initializer_list>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -35,6 +37,8 @@ constexpr int kMaxConcurrency = 4096;
 constexpr int kMaxCrashesLimit = 1000;
 constexpr int kMaxAttemptsLimit = 1000;
 constexpr size_t kMaxHandlers = 100;
+// A file of garbage has an error per line; past this many, the rest are only counted.
+constexpr size_t kMaxErrorsPerFile = 100;
 
 constexpr std::string_view kRedisUrlForms =
     "redis://[[user]:password@]host[:port][/db] or unix://[[user]:password@]/path.sock[?db=N]";
@@ -128,14 +132,13 @@ Kind KindOf(const YAML::Node& n) {
   return Kind::kNull;
 }
 
-// A user's text inside a message or a field path: at most 60 characters, control
+// A user's text inside a message or a field path: at most max characters, control
 // characters escaped, so that one error stays one line.
-std::string Escape(std::string_view s) {
-  constexpr size_t kMax = 60;
+std::string Escape(std::string_view s, size_t max = 60) {
   std::string out;
   size_t n = 0;
   for (size_t i = 0; i < s.size(); ++i) {
-    if (n >= kMax && (static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) {
+    if (n >= max && (static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) {
       out += "...";
       break;
     }
@@ -200,7 +203,10 @@ bool ValidUtf8(std::string_view s) {
 }
 
 // Optimal string alignment distance, ignoring case: a typo is one or two edits away.
+// Callers only ask whether it is 0, 1 or 2, so strings whose lengths differ by more are
+// 3 without the quadratic table (a field name can be a megabyte long).
 size_t Distance(std::string_view a, std::string_view b) {
+  if (a.size() > b.size() + 2 || b.size() > a.size() + 2) return 3;
   auto lower = [](char c) { return std::tolower(static_cast<unsigned char>(c)); };
   std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
   for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
@@ -399,7 +405,7 @@ class Checker {
     Kind kind = KindOf(f.value);
     if (kind == Kind::kNull) return NoValue(f);
     if (kind != Kind::kString) {
-      std::string hint = kind == Kind::kInt ? " (add a unit: " + f.value.Scalar() + "s)" : "";
+      std::string hint = kind == Kind::kInt ? " (add a unit: " + Escape(f.value.Scalar()) + "s)" : "";
       Error(f, "expected a duration like 30s or 5m, got " + Describe(f.value) + hint);
       return false;
     }
@@ -415,9 +421,11 @@ class Checker {
       Error(f, range + ", got " + Quote(s));
       return false;
     }
+    // ParseDuration's message would carry the text raw: any length, any character.
     auto d = ParseDuration(s);
     if (!d.ok()) {
-      Error(f, d.status().message());
+      Error(f, "bad duration " + Quote(s) + ": expected a number with a unit, like 500ms, 30s, "
+               "5m or 1h");
       return false;
     }
     if (*d < lo || *d > hi) {
@@ -858,7 +866,7 @@ bool ParseDocument(const YAML::Node& doc, Checker& c, LaneSpec& lane) {
   }
   auto spec = c.Fields(spec_field, {"queue", "redis", "autopilot", "supervisor", "handlers"});
   if (!spec) return false;
-  lane.queue_mark = c.MarkOf(spec_field);
+  lane.queue_mark = c.MarkOf(spec_field.key);
   if (auto it = spec->find("queue"); it != spec->end() && c.String(it->second, lane.queue)) {
     lane.queue_mark = c.MarkOf(it->second);
     if (!ValidQueue(lane.queue)) {
@@ -948,6 +956,54 @@ std::vector<DocumentText> SplitDocuments(std::string_view text) {
   return docs;
 }
 
+// yaml-cpp 0.7 (Debian 12's) loops forever in LoadAll on a document that starts with a
+// stray ',' (upstream issue #1040, fixed after 0.7): each turn yields one more empty
+// document without consuming the ',', and memory grows until the process dies. So the
+// text first goes through the same parser with a handler that builds nothing and stops at
+// a document that starts where the previous one did; only then through LoadAll, which
+// makes the same moves and so ends too.
+class ProgressCheck : public YAML::EventHandler {
+ public:
+  explicit ProgressCheck(const std::string& text) : text_(text) {}
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (started_ && mark.pos == last_start_) {
+      std::string what = mark.pos >= 0 && static_cast<size_t>(mark.pos) < text_.size()
+                             ? Quote(text_.substr(mark.pos, 1))
+                             : "input";
+      throw YAML::ParserException(mark, "unexpected " + what);
+    }
+    started_ = true;
+    last_start_ = mark.pos;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+ private:
+  const std::string& text_;
+  bool started_ = false;
+  int last_start_ = 0;
+};
+
+// The documents of text. Throws YAML::Exception, as yaml-cpp does.
+std::vector<YAML::Node> LoadDocuments(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  ProgressCheck check(text);
+  while (parser.HandleNextDocument(check)) {
+  }
+  return YAML::LoadAll(text);
+}
+
 }  // namespace
 
 const char* AutopilotModeName(AutopilotMode m) {
@@ -1033,13 +1089,13 @@ ParsedLanes ParseLaneSpecs(std::string_view text, const std::string& file) {
     size_t first_error = out.errors.size();
     std::vector<YAML::Node> docs;
     try {
-      docs = YAML::LoadAll(std::string(part.text));
+      docs = LoadDocuments(std::string(part.text));
     } catch (const YAML::Exception& e) {
       // DeepRecursion's own message is "bad file".
       std::string what = dynamic_cast<const YAML::DeepRecursion*>(&e) ? "nested too deeply" : e.msg;
       int line = e.mark.is_null() ? part.first_line + 1 : part.first_line + e.mark.line + 1;
       int column = e.mark.is_null() ? 1 : e.mark.column + 1;
-      out.errors.push_back({file, line, column, "", "invalid YAML: " + what});
+      out.errors.push_back({file, line, column, "", "invalid YAML: " + Escape(what, 200)});
       continue;
     }
     for (const YAML::Node& doc : docs) {
@@ -1053,7 +1109,7 @@ ParsedLanes ParseLaneSpecs(std::string_view text, const std::string& file) {
         if (ParseDocument(doc, checker, lane)) out.lanes.push_back(std::move(lane));
       } catch (const YAML::Exception& e) {
         out.errors.push_back({file, checker.MarkOf(doc).line, checker.MarkOf(doc).column, "",
-                              "cannot read this document: " + e.msg});
+                              "cannot read this document: " + Escape(e.msg, 200)});
       }
     }
     // Checks run field by field; people read errors top to bottom.
@@ -1061,6 +1117,11 @@ ParsedLanes ParseLaneSpecs(std::string_view text, const std::string& file) {
                      [](const SpecError& a, const SpecError& b) {
                        return std::tie(a.line, a.column) < std::tie(b.line, b.column);
                      });
+  }
+  if (out.errors.size() > kMaxErrorsPerFile) {
+    size_t more = out.errors.size() - kMaxErrorsPerFile;
+    out.errors.resize(kMaxErrorsPerFile);
+    out.errors.push_back({file, 0, 0, "", "and " + std::to_string(more) + " more errors"});
   }
   return out;
 }
@@ -1071,12 +1132,14 @@ ParsedLanes LoadLaneSpecs(const std::string& path) {
   std::vector<std::string> files;
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
-    for (const auto& e : fs::directory_iterator(path, ec)) {
-      std::string name = e.path().filename();
-      auto ext = e.path().extension();
+    // increment(ec), not a range-for: that throws when the directory changes under it.
+    for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
+      std::string name = it->path().filename();
+      auto ext = it->path().extension();
+      std::error_code type_ec;
       if (!name.starts_with('.') && (ext == ".yaml" || ext == ".yml") &&
-          e.is_regular_file(ec)) {
-        files.push_back(e.path());
+          it->is_regular_file(type_ec)) {
+        files.push_back(it->path());
       }
     }
     if (ec) out.errors.push_back({path, 0, 0, "", "cannot read: " + ec.message()});
@@ -1123,12 +1186,12 @@ std::vector<SpecError> ValidateLaneSet(const std::vector<LaneSpec>& lanes,
     // Two spellings of one server must meet: the key is the endpoint without user and
     // password, and localhost is 127.0.0.1.
     std::string url = l.redis_url.empty() ? default_redis_url : l.redis_url;
-    std::string server = RedactUrl(url);
+    std::string server = Escape(RedactUrl(url), 200);
     if (auto ep = ParseRedisUrl(url); ep.ok()) {
       ep->username.clear();
       ep->password.clear();
       if (ep->host == "localhost") ep->host = "127.0.0.1";
-      server = ep->Redacted();
+      server = Escape(ep->Redacted(), 200);
     }
     if (auto [it, fresh] = by_queue.emplace(server + " " + l.queue, &l); !fresh) {
       errors.push_back({l.source, l.queue_mark.line, l.queue_mark.column, "spec.queue",
