@@ -81,7 +81,7 @@ StatusOr<JobRunnerOptions> BuildOptions(const WorkFlags& f, const GlobalOptions&
 int RunWorker(const WorkFlags& flags, const GlobalOptions& global) {
   auto options = BuildOptions(flags, global);
   if (!options.ok()) {
-    std::cerr << "error: " << options.status().message() << "\n";
+    std::cerr << "lanekeeper: " << options.status().message() << "\n";
     return kExitUsage;
   }
   JobRunner runner(std::move(options).value());

@@ -21,6 +21,12 @@ TEST(Duration, RejectsNumbersWithoutUnitsAndUnknownUnits) {
   }
 }
 
+TEST(Duration, RejectsValuesThatOverflowMilliseconds) {
+  auto d = ParseDuration("999999999999d");
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("too large"), std::string::npos);
+}
+
 TEST(Duration, FormatsTheShortestExactUnit) {
   EXPECT_EQ(FormatDuration(Millis(1500)), "1500ms");
   EXPECT_EQ(FormatDuration(Millis(30'000)), "30s");

@@ -1,6 +1,7 @@
 #include "worker/duration.h"
 
 #include <charconv>
+#include <cstdint>
 
 namespace lk {
 
@@ -22,6 +23,9 @@ StatusOr<Millis> ParseDuration(std::string_view text) {
   else if (unit == "h") scale = 3'600'000;
   else if (unit == "d") scale = 86'400'000;
   else return bad();
+  if (n > INT64_MAX / scale) {
+    return Status::InvalidArgument("bad duration '" + std::string(text) + "': too large");
+  }
   return Millis(n * scale);
 }
 
