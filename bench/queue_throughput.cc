@@ -18,6 +18,8 @@
 #include <thread>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include "tests/support/child_process.h"
 #include "tests/support/redis_server.h"
@@ -73,6 +75,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  // stdout carries only the JSON lines; the runner's log goes to stderr.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("bench"));
   auto server = lk::testing::RedisServer::Start();
   if (!server.ok()) {
     std::cerr << server.status().message() << "\n";
