@@ -60,6 +60,10 @@ class Supervisor {
   }
 
   int Run() {
+    if (auto ep = ParseRedisUrl(o_.redis_url); !ep.ok()) {
+      spdlog::error("{}", ep.status().message());
+      return kExitUsage;
+    }
     auto pid_file = PidFile::Acquire(o_.pid_file);
     if (!pid_file.ok()) {
       spdlog::error("{}", pid_file.status().message());

@@ -308,3 +308,16 @@ TEST_F(SupervisorTest, AWedgedWorkerIsDrainedAndRestartedWithoutCountingACrash) 
 
 }  // namespace
 }  // namespace lk
+
+namespace lk {
+namespace {
+
+TEST(SupervisorFlags, AMalformedRedisUrlExitsTwoNamingIt) {
+  auto r = testing::RunLanekeeper({"jobs", "supervisor", "--redis", "http://x", "--pid-file",
+                                   "/tmp/lk-bad-url-" + std::to_string(getpid()) + ".pid"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("bad Redis URL 'http://x'"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace lk
