@@ -8,34 +8,11 @@
 #include <set>
 #include <sstream>
 
+#include "worker/yaml_errors.h"
+
 namespace lk {
 
 namespace {
-
-// Builds "file:line:col: path: message" errors from yaml-cpp marks (0-based there).
-class ErrorAt {
- public:
-  explicit ErrorAt(const std::string& source) : source_(source) {}
-  Status operator()(const YAML::Mark& mark, const std::string& path, const std::string& msg) const {
-    std::string where = source_;
-    if (!mark.is_null()) {
-      where += ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
-    }
-    return Status::InvalidArgument(where + ": " + (path.empty() ? "" : path + ": ") + msg);
-  }
-
- private:
-  const std::string& source_;
-};
-
-const char* KindName(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Map: return "a map";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Scalar: return "a scalar";
-    default: return "nothing";
-  }
-}
 
 StatusOr<CycleStep> ParseStep(const YAML::Node& node, const std::string& path, const ErrorAt& err) {
   if (!node.IsMap()) {
