@@ -4,6 +4,10 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+
+#include "controller/lane_controller.h"
 
 namespace lk::cmd {
 
@@ -29,5 +33,14 @@ void AddDoctorCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
 void AddInstallCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
 // validate -f FILE|DIR  (cmd/validate_command.cc)
 void AddValidateCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
+// controller  (cmd/controller_command.cc)
+void AddControllerCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
+// apply / get / delete  (cmd/lanes_commands.cc)
+void AddLanesCommands(CLI::App& app, GlobalOptions& global, int& exit_code);
+
+// The controller with its status server, until SIGTERM/SIGINT; on_listening gets the
+// status URL once it serves. `controller` and `up` share it.
+int RunController(LaneControllerOptions options, const std::string& status_addr,
+                  const std::function<void(const std::string& url)>& on_listening);
 
 }  // namespace lk::cmd

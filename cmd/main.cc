@@ -86,6 +86,8 @@ int main(int argc, char** argv) {
   lk::cmd::AddDoctorCommand(app, global, exit_code);
   lk::cmd::AddInstallCommand(app, global, exit_code);
   lk::cmd::AddValidateCommand(app, global, exit_code);
+  lk::cmd::AddControllerCommand(app, global, exit_code);
+  lk::cmd::AddLanesCommands(app, global, exit_code);
 
   try {
     app.parse(argc, argv);

@@ -1126,24 +1126,32 @@ ParsedLanes ParseLaneSpecs(std::string_view text, const std::string& file) {
   return out;
 }
 
+std::vector<std::string> ListLaneSpecFiles(const std::string& dir, std::vector<SpecError>* errors) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> files;
+  std::error_code ec;
+  // increment(ec), not a range-for: that throws when the directory changes under it.
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename();
+    auto ext = it->path().extension();
+    std::error_code type_ec;
+    if (!name.starts_with('.') && (ext == ".yaml" || ext == ".yml") &&
+        it->is_regular_file(type_ec)) {
+      files.push_back(it->path());
+    }
+  }
+  if (ec && errors) errors->push_back({dir, 0, 0, "", "cannot read: " + ec.message()});
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
 ParsedLanes LoadLaneSpecs(const std::string& path) {
   namespace fs = std::filesystem;
   ParsedLanes out;
   std::vector<std::string> files;
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
-    // increment(ec), not a range-for: that throws when the directory changes under it.
-    for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
-      std::string name = it->path().filename();
-      auto ext = it->path().extension();
-      std::error_code type_ec;
-      if (!name.starts_with('.') && (ext == ".yaml" || ext == ".yml") &&
-          it->is_regular_file(type_ec)) {
-        files.push_back(it->path());
-      }
-    }
-    if (ec) out.errors.push_back({path, 0, 0, "", "cannot read: " + ec.message()});
-    std::sort(files.begin(), files.end());
+    files = ListLaneSpecFiles(path, &out.errors);
   } else {
     files.push_back(path);
   }

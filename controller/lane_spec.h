@@ -124,6 +124,11 @@ ParsedLanes ParseLaneSpecs(std::string_view text, const std::string& file);
 // recursive, dot-files skipped: editors keep swap and lock files there).
 ParsedLanes LoadLaneSpecs(const std::string& path);
 
+// The files LoadLaneSpecs reads in a directory, in that order. A directory that cannot be
+// read adds an error (when errors is given) and lists nothing.
+std::vector<std::string> ListLaneSpecFiles(const std::string& dir,
+                                           std::vector<SpecError>* errors = nullptr);
+
 // The rules across lanes: names unique (per namespace); no two lanes on one queue of one
 // Redis (same host, port and db, or socket and db). A lane without a URL is on
 // default_redis_url. Each error points at the later lane's metadata.name or spec.queue

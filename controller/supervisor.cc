@@ -207,6 +207,7 @@ class Supervisor {
     if (worker_) {
       worker_->Signal(SIGTERM);
       FinishWorker(worker_->Stop(o_.drain_timeout), "lease lost");
+      ++worker_restarts_["lease_lost"];
     }
     state_ = "standby";
     next_acquire_ = now;
@@ -296,6 +297,7 @@ class Supervisor {
     auto ran = now - worker_->started();
     FinishWorker(exit, reason);
     if (reason == "max_rss") {
+      ++worker_restarts_["rss"];
       if (!asked) {
         Emit("rss_restart", {{"max_rss_mb", std::to_string(o_.max_rss_mb)},
                              {"by", "worker"}});
@@ -303,8 +305,10 @@ class Supervisor {
       }
       next_start_ = now;
     } else if (reason == "wedged") {
+      ++worker_restarts_["wedge"];
       next_start_ = now;
     } else if (reason == "fenced") {
+      ++worker_restarts_["lease_lost"];  // its epoch moved on: the lease is no longer ours
       next_renew_ = now;  // find out whether the lease is still ours before restarting
       next_start_ = now + 1s;
     } else {
@@ -326,6 +330,7 @@ class Supervisor {
   }
 
   void RecordCrash(Clock::time_point now, const WorkerExit& exit) {
+    ++worker_restarts_["crash"];
     crashes_.push_back(now);
     Trim(crashes_, kCrashWindow, now);
     ++consecutive_crashes_;
@@ -411,6 +416,7 @@ class Supervisor {
     s.degraded = degraded_;
     s.last_exit = last_exit_;
     s.pid_file = o_.pid_file;
+    s.worker_restarts = worker_restarts_;
     Status st = PublishSupervisorStatus(*conn_, o_.queue, s);
     if (!st.ok()) LogRedisTrouble(st);
   }
@@ -471,6 +477,7 @@ class Supervisor {
       next_wedge_check_{};
   std::deque<Clock::time_point> crashes_, rss_restarts_, wedge_restarts_;
   int consecutive_crashes_ = 0;
+  std::map<std::string, int64_t> worker_restarts_;  // by reason, for SupervisorStatus
   bool degraded_ = false;
   int wedge_strikes_ = 0;
   int64_t rss_bytes_ = 0;

@@ -18,7 +18,7 @@ std::string SupervisorStatus::ToJson() const {
                       {"rss_mb", rss_mb},       {"started_ms", started_ms},
                       {"updated_ms", updated_ms}, {"crashes_in_window", crashes_in_window},
                       {"degraded", degraded},   {"last_exit", last_exit},
-                      {"pid_file", pid_file}};
+                      {"pid_file", pid_file},   {"worker_restarts", worker_restarts}};
   return j.dump();
 }
 
@@ -43,6 +43,11 @@ StatusOr<SupervisorStatus> SupervisorStatus::FromJson(const std::string& text) {
   s.degraded = j.value("degraded", false);
   s.last_exit = j.value("last_exit", "");
   s.pid_file = j.value("pid_file", "");
+  if (auto it = j.find("worker_restarts"); it != j.end() && it->is_object()) {
+    for (const auto& [reason, n] : it->items()) {
+      if (n.is_number_integer()) s.worker_restarts[reason] = n.get<int64_t>();
+    }
+  }
   return s;
 }
 

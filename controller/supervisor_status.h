@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,11 @@ struct SupervisorStatus {
   bool degraded = false;
   std::string last_exit;  // WorkerExit::Describe() of the last worker exit
   std::string pid_file;
+  // Worker restarts since this supervisor started, by reason: crash, rss (over --max-rss or
+  // exit 12), wedge (the wedge watchdog), lease_lost (the epoch moved on: the supervisor lost
+  // the lease, or the worker found itself fenced and exited 13). Absent in JSON from older
+  // supervisors: empty.
+  std::map<std::string, int64_t> worker_restarts;
 
   std::string ToJson() const;
   static StatusOr<SupervisorStatus> FromJson(const std::string& json);

@@ -11,9 +11,8 @@
 #include <cstring>
 #include <memory>
 
+#include "controller/role_process.h"
 #include "worker/exit_codes.h"
-
-extern char** environ;
 
 namespace lk {
 
@@ -38,35 +37,12 @@ std::string SelfExecutable() {
 
 StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Start(
     const std::vector<std::string>& argv) {
-  std::vector<char*> av;
-  for (const auto& a : argv) av.push_back(const_cast<char*>(a.c_str()));
-  av.push_back(nullptr);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setpgroup(&attr, 0);
-  // The supervisor blocks SIGTERM/SIGINT/SIGCHLD for its signalfd; the worker must not
-  // inherit that mask or it could never be told to drain.
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  sigset_t defaults;
-  sigemptyset(&defaults);
-  sigaddset(&defaults, SIGTERM);
-  sigaddset(&defaults, SIGINT);
-  sigaddset(&defaults, SIGPIPE);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
-  pid_t pid;
-  int rc = posix_spawn(&pid, av[0], nullptr, &attr, av.data(), environ);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    return Status::Internal("cannot start worker " + argv[0] + ": " + std::strerror(rc));
-  }
+  auto pid = SpawnInOwnProcessGroup(argv);
+  if (!pid.ok()) return pid.status();
   std::unique_ptr<WorkerProcess> w(new WorkerProcess());
-  w->pid_ = pid;
+  w->pid_ = *pid;
   w->started_ = std::chrono::steady_clock::now();
-  w->pidfd_ = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  w->pidfd_ = static_cast<int>(syscall(SYS_pidfd_open, *pid, 0));
   return w;
 }
 
