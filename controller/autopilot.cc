@@ -322,7 +322,6 @@ class Autopilot {
 
   void StartWorker(Clock::time_point now) {
     std::vector<std::string> argv = {o_.worker_binary, "jobs", "work",
-                                     "--redis", o_.redis_url,
                                      "--queue", o_.queue,
                                      "--concurrency", std::to_string(o_.concurrency),
                                      "--max-rss", std::to_string(o_.max_rss_mb),
@@ -334,7 +333,9 @@ class Autopilot {
       argv.push_back("--handlers");
       argv.push_back(o_.handlers_file);
     }
-    auto w = WorkerProcess::Start(argv);
+    // The URL in the environment, not on the command line: ps shows argv (and so a
+    // password) to every user.
+    auto w = WorkerProcess::Start(argv, {{"LANEKEEPER_REDIS_URL", o_.redis_url}});
     if (!w.ok()) {
       spdlog::error("{}", w.status().message());
       ScheduleRestart(now);

@@ -36,8 +36,8 @@ std::string SelfExecutable() {
 }
 
 StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Start(
-    const std::vector<std::string>& argv) {
-  auto pid = SpawnInOwnProcessGroup(argv);
+    const std::vector<std::string>& argv, const std::map<std::string, std::string>& env) {
+  auto pid = SpawnInOwnProcessGroup(argv, env);
   if (!pid.ok()) return pid.status();
   std::unique_ptr<WorkerProcess> w(new WorkerProcess());
   w->pid_ = *pid;

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -28,9 +29,10 @@ struct WorkerExit {
 
 class WorkerProcess {
  public:
-  // Starts argv (argv[0] an absolute path). The child gets its own process group so a
-  // terminal's Ctrl-C reaches it only through us.
-  static StatusOr<std::unique_ptr<WorkerProcess>> Start(const std::vector<std::string>& argv);
+  // Starts argv (argv[0] an absolute path) with env added to ours. The child gets its own
+  // process group so a terminal's Ctrl-C reaches it only through us.
+  static StatusOr<std::unique_ptr<WorkerProcess>> Start(
+      const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {});
   ~WorkerProcess();
 
   pid_t pid() const { return pid_; }

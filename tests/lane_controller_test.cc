@@ -189,6 +189,13 @@ TEST_F(LaneControllerTest, ApplyEditDeleteConvergesWithNeverTwoWorkers) {
   EXPECT_EQ(r.out, "lane/kb created\n");
   ASSERT_TRUE(Eventually([&] { return WorkerConcurrency() == 1; }, 30s)) << ctl.Stderr();
   EXPECT_EQ(Supervisors().size(), 1u);
+  // The Redis URL (and any password in it) travels in the environment, never in argv,
+  // which every user can read with ps.
+  for (pid_t p : {Supervisors().at(0), Workers().at(0)}) {
+    auto args = testing::ProcessArgs(p);
+    EXPECT_EQ(std::find(args.begin(), args.end(), "--redis"), args.end());
+    EXPECT_EQ(std::find(args.begin(), args.end(), server_->url()), args.end());
+  }
 
   StartSampler();
   r = Apply(LaneYaml("kb", 3));
@@ -210,6 +217,58 @@ TEST_F(LaneControllerTest, ApplyEditDeleteConvergesWithNeverTwoWorkers) {
   ASSERT_TRUE(owner.ok());
   EXPECT_FALSE(owner->has_value());
   EXPECT_TRUE(ctl.Running());
+}
+
+TEST_F(LaneControllerTest, ANewIntervalRestartsOnlyTheAutopilot) {
+  auto& ctl = StartController();
+  std::string repo = dir_ + "/repo";
+  std::filesystem::create_directories(repo);
+  auto lane = [&](const std::string& interval) {
+    return LaneYaml("kb", 1, "  autopilot: {mode: dispatch-only, repo: " + repo +
+                                 ", interval: " + interval + "}\n");
+  };
+  ASSERT_EQ(Apply(lane("5m")).exit_code, 0);
+  auto autopilots = [&] { return FindProcesses({"autopilot", "--queue", queue_}); };
+  ASSERT_TRUE(Eventually([&] { return autopilots().size() == 1 && Workers().size() == 1; }, 30s))
+      << ctl.Stderr();
+  pid_t ap = autopilots().at(0);
+  pid_t sup = Supervisors().at(0);
+  auto args = testing::ProcessArgs(ap);
+  EXPECT_NE(std::find(args.begin(), args.end(), "--no-worker"), args.end());
+
+  ASSERT_EQ(Apply(lane("10m")).exit_code, 0);
+  ASSERT_TRUE(Eventually([&] {
+    auto a = autopilots();
+    if (a.size() != 1 || a[0] == ap) return false;
+    auto args = testing::ProcessArgs(a[0]);
+    return std::find(args.begin(), args.end(), "600000ms") != args.end();
+  }, 30s)) << ctl.Stderr();
+  EXPECT_EQ(Supervisors(), std::vector<pid_t>{sup}) << "the supervisor's flags did not change";
+}
+
+TEST_F(LaneControllerTest, HandingTheWorkerFromAutopilotToSupervisorNeverRunsTwo) {
+  auto& ctl = StartController();
+  std::string repo = dir_ + "/repo";
+  std::filesystem::create_directories(repo);
+  std::string laptop = "apiVersion: lanekeeper.dev/v1alpha1\nkind: Lane\nmetadata: {name: kb}\n"
+                       "spec:\n  queue: " + queue_ + "\n"
+                       "  supervisor: {enabled: false}\n"
+                       "  autopilot: {mode: managed-worker, repo: " + repo +
+                       ", concurrency: 2, drainTimeout: 5s}\n";
+  ASSERT_EQ(Apply(laptop).exit_code, 0);
+  ASSERT_TRUE(Eventually([&] { return WorkerConcurrency() == 2; }, 30s)) << ctl.Stderr();
+  EXPECT_TRUE(Supervisors().empty());
+
+  StartSampler();
+  ASSERT_EQ(Apply(LaneYaml("kb", 3, "  autopilot: {mode: dispatch-only, repo: " + repo + "}\n"))
+                .exit_code, 0);
+  ASSERT_TRUE(Eventually([&] { return WorkerConcurrency() == 3 && Supervisors().size() == 1; },
+                         30s)) << ctl.Stderr();
+  StopSampler();
+  EXPECT_LE(max_workers_.load(), 1) << "two workers on one queue at a sampled moment";
+  auto owner = ReadOwner(*conn_, queue_);
+  ASSERT_TRUE(owner.ok() && owner->has_value());
+  EXPECT_EQ((*owner)->role, "supervisor");
 }
 
 TEST_F(LaneControllerTest, RunsJobsWithTheSpecsHandlers) {
