@@ -1,5 +1,7 @@
 // `lanekeeper install --target systemd --repo R --concurrency N --max-rss MB [--user]
-// [--dry-run] [--unit-dir DIR] ...`: flags to SystemdInstallOptions, then prints the units
+// [--dry-run] [--unit-dir DIR] ...` (one lane's supervisor and autopilot), or
+// `install --target systemd --controller --specs DIR [--state-dir D] [--status-addr A]`
+// (the controller that runs every Lane of DIR): flags to options, then prints the units
 // (--dry-run) or writes them and prints the systemctl commands to run. It never runs
 // systemctl itself: enabling services is the operator's step (and there is no systemd in CI).
 #include <cstdlib>
@@ -19,6 +21,8 @@ namespace {
 struct InstallFlags {
   std::string target;
   SystemdInstallOptions options;
+  bool controller = false;
+  ControllerInstallOptions controller_options;
   std::string interval = "5m";
   std::string drain_timeout = "30s";
   bool dry_run = false;
@@ -29,48 +33,89 @@ int Fail(const Status& s) {
   return s.code() == Status::Code::kInvalidArgument ? kExitUsage : kExitFailure;
 }
 
+StatusOr<std::vector<SystemdUnit>> RenderLaneUnits(const GlobalOptions& global,
+                                                    const InstallFlags& flags,
+                                                    const std::string& chosen_url,
+                                                    Millis drain);
+
 int RunInstall(const CLI::App& root, const GlobalOptions& global, const InstallFlags& flags) {
   if (flags.target != "systemd") {
     return Fail(Status::InvalidArgument("--target " + flags.target +
                                         " is not supported; the one target is systemd"));
   }
-  SystemdInstallOptions o = flags.options;
-  auto interval = ParseDuration(flags.interval);
-  if (!interval.ok()) return Fail(interval.status().WithContext("--interval"));
-  auto drain = ParseDuration(flags.drain_timeout);
-  if (!drain.ok()) return Fail(drain.status().WithContext("--drain-timeout"));
-  o.interval = *interval;
-  o.drain_timeout = *drain;
-  o.queue = global.queue;
-  o.binary = SelfExecutable();
   // Only a URL someone chose goes into the units; otherwise they use the built-in default.
+  std::string chosen_url;
   const char* env_url = std::getenv("LANEKEEPER_REDIS_URL");
   if (root.get_option("--redis")->count() > 0 || (env_url && *env_url)) {
     auto ep = ParseRedisUrl(global.redis_url);
     if (!ep.ok()) return Fail(ep.status());
-    o.redis_url = global.redis_url;
+    chosen_url = global.redis_url;
     if (!ep->password.empty()) {
       std::cerr << "lanekeeper: warning: the Redis URL carries a password, which the unit's "
                    "Environment= shows to every local user (systemctl show); move it to an "
                    "EnvironmentFile= readable only by root (see docs/production.md)\n";
     }
   }
-  auto units = RenderSystemdUnits(o);
-  if (!units.ok()) return Fail(units.status());
+  auto drain = ParseDuration(flags.drain_timeout);
+  if (!drain.ok()) return Fail(drain.status().WithContext("--drain-timeout"));
+
+  std::vector<SystemdUnit> units;
+  std::string check;
+  if (flags.controller) {
+    ControllerInstallOptions c = flags.controller_options;
+    c.binary = SelfExecutable();
+    c.redis_url = chosen_url;
+    c.drain_timeout = *drain;
+    c.user = flags.options.user;
+    c.unit_dir = flags.options.unit_dir;
+    auto unit = RenderControllerUnit(c);
+    if (!unit.ok()) return Fail(unit.status());
+    units.push_back(*unit);
+    check = "lanekeeper doctor --controller http://" + c.status_addr;
+  } else {
+    for (const char* flag : {"--repo", "--concurrency", "--max-rss"}) {
+      if (root.get_subcommand("install")->get_option(flag)->count() == 0) {
+        return Fail(Status::InvalidArgument(std::string(flag) +
+                                            " is required (or --controller for the "
+                                            "controller's unit)"));
+      }
+    }
+    auto rendered = RenderLaneUnits(global, flags, chosen_url, *drain);
+    if (!rendered.ok()) return Fail(rendered.status());
+    units = *rendered;
+    check = "lanekeeper doctor --queue " + global.queue;
+  }
 
   if (flags.dry_run) {
-    for (size_t i = 0; i < units->size(); ++i) {
-      const SystemdUnit& u = (*units)[i];
+    for (size_t i = 0; i < units.size(); ++i) {
+      const SystemdUnit& u = units[i];
       std::cout << (i ? "\n" : "") << "# file: " << u.path << "\n" << u.text;
     }
     return kExitOk;
   }
-  if (Status s = WriteSystemdUnits(*units); !s.ok()) return Fail(s);
-  for (const auto& u : *units) std::cout << "wrote " << u.path << "\n";
+  if (Status s = WriteSystemdUnits(units); !s.ok()) return Fail(s);
+  for (const auto& u : units) std::cout << "wrote " << u.path << "\n";
   std::cout << "now run:\n";
-  for (const auto& c : ActivationCommands(*units, o.user)) std::cout << "  " << c << "\n";
-  std::cout << "then check the lane with:\n  lanekeeper doctor --queue " << o.queue << "\n";
+  for (const auto& c : ActivationCommands(units, flags.options.user)) {
+    std::cout << "  " << c << "\n";
+  }
+  std::cout << "then check with:\n  " << check << "\n";
   return kExitOk;
+}
+
+StatusOr<std::vector<SystemdUnit>> RenderLaneUnits(const GlobalOptions& global,
+                                                    const InstallFlags& flags,
+                                                    const std::string& chosen_url,
+                                                    Millis drain) {
+  SystemdInstallOptions o = flags.options;
+  auto interval = ParseDuration(flags.interval);
+  if (!interval.ok()) return interval.status().WithContext("--interval");
+  o.interval = *interval;
+  o.drain_timeout = drain;
+  o.queue = global.queue;
+  o.binary = SelfExecutable();
+  o.redis_url = chosen_url;
+  return RenderSystemdUnits(o);
 }
 
 }  // namespace
@@ -82,12 +127,26 @@ void AddInstallCommand(CLI::App& app, GlobalOptions& global, int& exit_code) {
       "install", "Write the production services of a lane: `jobs supervisor` (owns the worker) "
                  "and `autopilot --no-worker` (dispatches only)");
   cmd->add_option("--target", flags->target, "Where to install; only systemd")->required();
-  cmd->add_option("--repo", o.repo, "Absolute path of the repository the autopilot serves")
-      ->required();
-  cmd->add_option("--concurrency", o.concurrency, "Jobs the worker runs at once")->required();
+  cmd->add_option("--repo", o.repo,
+                  "Absolute path of the repository the autopilot serves (required for a lane)");
+  cmd->add_option("--concurrency", o.concurrency,
+                  "Jobs the worker runs at once (required for a lane)");
   cmd->add_option("--max-rss", o.max_rss_mb,
-                  "Restart the worker past this many MB of RSS (0: off, else at least 256)")
-      ->required();
+                  "Restart the worker past this many MB of RSS (0: off, else at least 256; "
+                  "required for a lane)");
+  auto& c = flags->controller_options;
+  c.specs_dir = "/etc/lanekeeper/lanes";
+  c.state_dir = "/var/lib/lanekeeper";
+  cmd->add_flag("--controller", flags->controller,
+                "Write the controller's unit instead (`lanekeeper controller`, which runs "
+                "every Lane of --specs)");
+  cmd->add_option("--specs", c.specs_dir, "With --controller: the Lane specs directory")
+      ->capture_default_str();
+  cmd->add_option("--state-dir", c.state_dir, "With --controller: the controller's state")
+      ->capture_default_str();
+  cmd->add_option("--status-addr", c.status_addr,
+                  "With --controller: the status server's HOST:PORT, or off")
+      ->capture_default_str();
   cmd->add_option("--interval", flags->interval, "Autopilot dispatch interval")
       ->capture_default_str();
   cmd->add_option("--drain-timeout", flags->drain_timeout,

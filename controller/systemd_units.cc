@@ -265,6 +265,66 @@ StatusOr<std::vector<SystemdUnit>> RenderSystemdUnits(const SystemdInstallOption
                                   {ap_name, dir + "/" + ap_name, std::move(ap)}};
 }
 
+StatusOr<SystemdUnit> RenderControllerUnit(const ControllerInstallOptions& o) {
+  LK_RETURN_IF_ERROR(CheckAbsoluteFile("the lanekeeper binary", o.binary, false));
+  LK_RETURN_IF_ERROR(CheckAbsoluteFile("--specs", o.specs_dir, true));
+  if (o.state_dir.empty() || o.state_dir.front() != '/' || HasControlChar(o.state_dir)) {
+    return Status::InvalidArgument("--state-dir must be an absolute path, got '" + o.state_dir +
+                                   "'");
+  }
+  if (o.status_addr.empty() || HasControlChar(o.status_addr) ||
+      o.status_addr.find_first_of(" \t\"'\\;$%") != std::string::npos) {
+    return Status::InvalidArgument("--status-addr must be HOST:PORT or off, got '" +
+                                   o.status_addr + "'");
+  }
+  if (o.drain_timeout < Millis(1000)) {
+    return Status::InvalidArgument("--drain-timeout must be at least 1s");
+  }
+  if (HasControlChar(o.redis_url)) {
+    return Status::InvalidArgument("--redis must not contain control characters");
+  }
+  std::string dir = o.unit_dir;
+  if (dir.empty()) {
+    auto d = DefaultUnitDir(o.user);
+    if (!d.ok()) return d.status();
+    dir = *d;
+  }
+  SystemdInstallOptions common_opts;
+  common_opts.redis_url = o.redis_url;
+  common_opts.user = o.user;
+  const Common c = CommonParts(common_opts);
+  std::vector<std::string> args = {ExecArg(o.binary), "--redis", c.redis_arg, "controller",
+                                   "--specs", ExecArg(o.specs_dir), "--state-dir",
+                                   ExecArg(o.state_dir), "--status-addr", o.status_addr};
+  const std::string name = kControllerUnitName;
+  std::string text =
+      "# Written by `lanekeeper install --target systemd --controller`. Re-run it to change\n"
+      "# the flags; keep local changes in a drop-in (systemctl " +
+      std::string(o.user ? "--user " : "") + "edit " + name + ").\n"
+      "[Unit]\n"
+      "Description=lanekeeper controller (runs the Lanes of " + EscapeSpecifiers(o.specs_dir) +
+      ")\n" +
+      Dependencies(o.user, "") +
+      "StartLimitIntervalSec=0\n"
+      "\n"
+      "[Service]\n"
+      "Type=simple\n" +
+      c.environment +
+      "ExecStart=" + ExecLine(args) + "\n"
+      "# The controller owns its lanes' processes. On stop it stops every lane itself, each\n"
+      "# supervisor draining its worker; if it crashes, the lanes keep running and the\n"
+      "# restarted controller adopts them (pid and start time in --state-dir) instead of\n"
+      "# starting them twice. So systemd signals the controller alone.\n"
+      "KillMode=process\n"
+      "TimeoutStopSec=" + Seconds((o.drain_timeout + Millis(15'000)) * 2) + "\n"
+      "Restart=always\n"
+      "RestartSec=2\n"
+      "\n"
+      "[Install]\n"
+      "WantedBy=" + c.wanted_by + "\n";
+  return SystemdUnit{name, dir + "/" + name, std::move(text)};
+}
+
 Status WriteSystemdUnits(const std::vector<SystemdUnit>& units) {
   for (const auto& u : units) {
     std::error_code ec;

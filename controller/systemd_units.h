@@ -44,6 +44,27 @@ struct SystemdUnit {
   std::string text;  // the file's contents
 };
 
+// The controller's shape: one service, `lanekeeper controller`, that runs every Lane of a
+// specs directory (controller/lane_controller.h).
+//   lanekeeper-controller.service
+struct ControllerInstallOptions {
+  std::string binary;     // absolute path of the lanekeeper binary
+  std::string specs_dir;  // absolute path of an existing directory: --specs
+  std::string state_dir;  // absolute path: --state-dir (the controller creates it)
+  std::string status_addr = "127.0.0.1:8081";
+  // The longest drainTimeout among the lanes: TimeoutStopSec leaves every supervisor that
+  // long to drain, plus the controller's own 15 s grace, twice over.
+  Millis drain_timeout{30'000};
+  std::string redis_url;  // as SystemdInstallOptions::redis_url
+  bool user = false;
+  std::string unit_dir;
+};
+
+inline constexpr const char* kControllerUnitName = "lanekeeper-controller.service";
+
+// Checks every input (InvalidArgument naming the flag) and renders the controller's unit.
+StatusOr<SystemdUnit> RenderControllerUnit(const ControllerInstallOptions& options);
+
 std::string SupervisorUnitName(const std::string& queue);
 std::string AutopilotUnitName(const std::string& queue);
 
