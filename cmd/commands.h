@@ -37,6 +37,8 @@ void AddValidateCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
 void AddControllerCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
 // apply / get / delete  (cmd/lanes_commands.cc)
 void AddLanesCommands(CLI::App& app, GlobalOptions& global, int& exit_code);
+// up -f FILE  (cmd/up_command.cc)
+void AddUpCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
 
 // The controller with its status server, until SIGTERM/SIGINT; on_listening gets the
 // status URL once it serves. `controller` and `up` share it.

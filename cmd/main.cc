@@ -88,6 +88,7 @@ int main(int argc, char** argv) {
   lk::cmd::AddValidateCommand(app, global, exit_code);
   lk::cmd::AddControllerCommand(app, global, exit_code);
   lk::cmd::AddLanesCommands(app, global, exit_code);
+  lk::cmd::AddUpCommand(app, global, exit_code);
 
   try {
     app.parse(argc, argv);

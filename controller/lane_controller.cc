@@ -231,6 +231,7 @@ class LaneController::Impl {
   int dir_watch_ = -1;
   int64_t started_ms_ = 0;
   bool ready_ = false;
+  bool stopping_all_ = false;
   std::map<std::string, Lane> lanes_;
   std::vector<SpecError> errors_;
   // metrics
@@ -573,8 +574,10 @@ bool LaneController::Impl::ReconcileLane(Lane& lane, bool& changed) {
     if (!role.proc->terminating()) {
       spdlog::info("controller: lane {}: stopping {} (pid {}): {}", lane.name, name,
                    role.proc->pid(),
-                   want == desired.end() ? (lane.desired ? "no longer in the spec" : "lane deleted")
-                                         : "its spec changed");
+                   want != desired.end() ? "its spec changed"
+                   : stopping_all_       ? "the controller is stopping"
+                   : lane.desired        ? "no longer in the spec"
+                                         : "lane deleted");
       role.proc->Terminate();
       if (want != desired.end()) role_restarts_[{lane.name, "spec_change"}]++;
       changed = true;
@@ -781,6 +784,7 @@ Clock::time_point LaneController::Impl::NextDeadline() const {
 }
 
 void LaneController::Impl::StopAll() {
+  stopping_all_ = true;
   for (auto& [ln, lane] : lanes_) lane.desired = false;
   for (;;) {
     HandleExits();

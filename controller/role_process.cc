@@ -86,8 +86,14 @@ StatusOr<pid_t> SpawnInOwnProcessGroup(const std::vector<std::string>& argv,
   posix_spawnattr_setsigdefault(&attr, &defaults);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
                                       POSIX_SPAWN_SETSIGDEF);
+  // Nothing of ours but stdin/out/err: an inherited listening socket (the status server's)
+  // would keep its port bound for as long as any role or worker lives.
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   pid_t pid;
-  int rc = posix_spawn(&pid, av[0], nullptr, &attr, av.data(), envp.data());
+  int rc = posix_spawn(&pid, av[0], &actions, &attr, av.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) return Status::Internal("cannot start " + argv[0] + ": " + std::strerror(rc));
   return pid;

@@ -2,8 +2,11 @@
 // supervisors and workers against a real redis-server. `apply`, `get` and `delete` as a
 // user runs them.
 #include <cpprest/http_client.h>
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -27,6 +30,20 @@ using testing::ChildProcess;
 using testing::Eventually;
 using testing::FindProcesses;
 using testing::RunLanekeeper;
+
+// Whether a listening socket can be bound to 127.0.0.1:port right now.
+bool CanListenOn(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 && listen(fd, 1) == 0;
+  close(fd);
+  return ok;
+}
 
 class LaneControllerTest : public ::testing::Test {
  protected:
@@ -330,9 +347,11 @@ TEST_F(LaneControllerTest, RestartedControllerAdoptsItsRolesInsteadOfStartingThe
   ctl.Signal(SIGKILL);
   ASSERT_TRUE(ctl.Wait(10s));
   EXPECT_TRUE(testing::ProcessAlive(sup)) << "a SIGKILLed controller leaves its roles running";
+  // ...but none of them holds the status server's port: the next controller listens again.
+  EXPECT_TRUE(CanListenOn(status_port_));
 
   StartSampler();
-  auto& again = StartController();
+  auto& again = StartController();  // on a new status port
   ASSERT_TRUE(again.WaitForOutput("adopted supervisor (pid " + std::to_string(sup) + ")", 20s))
       << again.Stderr();
   ASSERT_TRUE(again.WaitForOutput("controller: watching", 20s)) << again.Stderr();

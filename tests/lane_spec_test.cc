@@ -547,7 +547,7 @@ TEST_F(LaneSpecDir, UnreadablePathsAreErrors) {
 TEST(LaneSpecExamples, EveryExampleIsValidAndTheyFitTogether) {
   ParsedLanes parsed = LoadLaneSpecs((kSourceDir / "examples").string());
   EXPECT_EQ(Messages(parsed.errors), std::vector<std::string>{});
-  ASSERT_EQ(parsed.lanes.size(), 2u);
+  ASSERT_EQ(parsed.lanes.size(), 3u);
   EXPECT_EQ(Messages(ValidateLaneSet(parsed.lanes, "redis://127.0.0.1:6379/0")),
             std::vector<std::string>{});
   EXPECT_EQ(parsed.lanes[0].name, "knowledge");
@@ -555,6 +555,8 @@ TEST(LaneSpecExamples, EveryExampleIsValidAndTheyFitTogether) {
   EXPECT_EQ(parsed.lanes[1].name, "laptop");
   EXPECT_EQ(parsed.lanes[1].autopilot.mode, AutopilotMode::kManagedWorker);
   EXPECT_FALSE(parsed.lanes[1].supervisor.enabled);
+  EXPECT_EQ(parsed.lanes[2].name, "quickstart");
+  EXPECT_EQ(parsed.lanes[2].redis_url, "") << "`up` supplies the Redis of quickstart.yaml";
 }
 
 // ---- lanekeeper validate ---------------------------------------------------------------
