@@ -366,6 +366,27 @@ TEST_F(JobQueueIdempotency, ResubmitWithTheSameKeyReturnsTheSameJob) {
   EXPECT_EQ(Redis({"GET", Key("seq")}).AsInt(), 2) << "resubmits consume no id";
 }
 
+TEST_F(JobQueueIdempotency, NewJobsAroundAResubmitInOneBatchGetConsecutiveIds) {
+  JobSpec keyed;
+  keyed.name = "keyed";
+  keyed.idempotency_key = "k";
+  std::string existing = Submit(keyed);
+  JobSpec plain;
+  plain.name = "plain";
+  auto batch = queue_->EnqueueBatch({plain, keyed, plain, keyed});
+  ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+  ASSERT_EQ(batch->size(), 4u);
+  EXPECT_EQ((*batch)[0].id, "2");
+  EXPECT_TRUE((*batch)[0].created);
+  EXPECT_EQ((*batch)[1].id, existing);
+  EXPECT_FALSE((*batch)[1].created);
+  EXPECT_EQ((*batch)[2].id, "3");
+  EXPECT_TRUE((*batch)[2].created);
+  EXPECT_EQ((*batch)[3].id, existing);
+  EXPECT_FALSE((*batch)[3].created);
+  EXPECT_EQ(GetJob("3").name, "plain");
+}
+
 TEST_F(JobQueueIdempotency, DeadOrCancelledJobFreesItsKey) {
   JobSpec spec;
   spec.name = "charge";
@@ -456,6 +477,74 @@ TEST_F(JobQueueLease, CompletionWithAStaleTokenIsRejected) {
   EXPECT_TRUE(Finish(new_claim, true, "fresh"));
   EXPECT_EQ(GetJob(id).result, "fresh");
   EXPECT_FALSE(Finish(new_claim, true, "twice")) << "a claim finishes once";
+}
+
+TEST_F(JobQueueLease, AStaleFinishAfterAReclaimLeavesTheNewClaimIntact) {
+  std::string id = Submit("slow");
+  ClaimedJob old_claim = ClaimOne();
+  ExpireLease(id);
+  ClaimedJob new_claim = ClaimOne();
+  ASSERT_EQ(new_claim.id, id);
+  // The old worker reports, in one batch, a success and a failure with its stale token.
+  JobOutcome late_success;
+  late_success.id = id;
+  late_success.token = old_claim.token;
+  JobOutcome late_failure = late_success;
+  late_failure.success = false;
+  late_failure.error = "late";
+  auto r = queue_->FinishBatch({late_success, late_failure});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->accepted, (std::vector<bool>{false, false}));
+  Job job = GetJob(id);
+  EXPECT_EQ(job.state, JobState::kActive);
+  EXPECT_EQ(job.attempts, 2);
+  EXPECT_EQ(job.stalls, 1);
+  auto renew = queue_->RenewBatch({{new_claim.id, new_claim.token, milliseconds(30'000)},
+                                   {old_claim.id, old_claim.token, milliseconds(30'000)}});
+  ASSERT_TRUE(renew.ok());
+  EXPECT_EQ(renew->still_held, (std::vector<bool>{true, false}));
+  EXPECT_TRUE(Finish(new_claim, true, "fresh"));
+  EXPECT_EQ(GetJob(id).state, JobState::kCompleted);
+}
+
+TEST_F(JobQueueLease, TheSameClaimTwiceInOneBatchCountsOnce) {
+  Submit("a");
+  ClaimedJob job = ClaimOne();
+  JobOutcome done;
+  done.id = job.id;
+  done.token = job.token;
+  auto r = queue_->FinishBatch({done, done});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->accepted, (std::vector<bool>{true, false}));
+  EXPECT_EQ(Redis({"ZCARD", Key("completed")}).integer, 1);
+}
+
+TEST_F(JobQueueClaim, MixedOutcomesAreAnsweredInTheCallersOrder) {
+  JobSpec spec;
+  spec.name = "j";
+  spec.max_attempts = 1;
+  for (int i = 0; i < 5; ++i) Submit(spec);
+  ClaimResult r = Claim(5);
+  ASSERT_EQ(r.jobs.size(), 5u);
+  std::vector<JobOutcome> outcomes(5);
+  for (int i = 0; i < 5; ++i) {
+    outcomes[i].id = r.jobs[i].id;
+    outcomes[i].token = r.jobs[i].token;
+    outcomes[i].success = i % 2 == 1;  // failure, success, failure, success, failure
+    (outcomes[i].success ? outcomes[i].result : outcomes[i].error) = "r" + std::to_string(i);
+  }
+  outcomes[2].token = "stale";
+  outcomes[3].token = "stale";
+  auto f = queue_->FinishBatch(outcomes);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ(f->accepted, (std::vector<bool>{true, true, false, false, true}));
+  EXPECT_EQ(GetJob(r.jobs[0].id).state, JobState::kDead);
+  EXPECT_EQ(GetJob(r.jobs[0].id).error, "r0");
+  EXPECT_EQ(GetJob(r.jobs[1].id).state, JobState::kCompleted);
+  EXPECT_EQ(GetJob(r.jobs[1].id).result, "r1");
+  EXPECT_EQ(GetJob(r.jobs[2].id).state, JobState::kActive);
+  EXPECT_EQ(GetJob(r.jobs[3].id).state, JobState::kActive);
+  EXPECT_EQ(GetJob(r.jobs[4].id).state, JobState::kDead);
 }
 
 TEST_F(JobQueueLease, RenewalExtendsTheDeadlineOnlyForTheCurrentClaim) {
@@ -726,6 +815,60 @@ TEST_F(JobQueueInspect, ListsWaitingInRunOrderAndFinishedNewestFirst) {
   ASSERT_TRUE(completed.ok());
   ASSERT_EQ(completed->size(), 1u);
   EXPECT_EQ((*completed)[0].id, c);
+}
+
+TEST_F(JobQueueInspect, AnActiveJobShowsItsClaimAndAFinishedOneKeepsItsAttemptAndStart) {
+  JobSpec spec;
+  spec.name = "inspected";
+  spec.lease = milliseconds(9'000);
+  std::string id = Submit(spec);
+  int64_t before = NowUnixMillis();
+  ClaimedJob claim = ClaimOne();
+  Job active = GetJob(id);
+  EXPECT_EQ(active.state, JobState::kActive);
+  EXPECT_EQ(active.attempts, 1);
+  EXPECT_NEAR(active.started_ms, before, 1'000);
+  EXPECT_EQ(active.deadline_ms, active.started_ms + 9'000);
+  EXPECT_EQ(Redis({"ZSCORE", Key("active"), id}).AsInt(), active.deadline_ms);
+  auto listed = queue_->List(JobState::kActive, 10);
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].state, JobState::kActive);
+  EXPECT_EQ((*listed)[0].deadline_ms, active.deadline_ms);
+  EXPECT_EQ((*listed)[0].started_ms, active.started_ms);
+
+  ASSERT_TRUE(Finish(claim, true, "ok"));
+  Job done = GetJob(id);
+  EXPECT_EQ(done.state, JobState::kCompleted);
+  EXPECT_EQ(done.attempts, 1);
+  EXPECT_EQ(done.started_ms, active.started_ms);
+  EXPECT_GE(done.finished_ms, done.started_ms);
+  EXPECT_EQ(Redis({"EXISTS", Key("claim:" + id)}).integer, 0) << "a finished claim is gone";
+}
+
+TEST_F(JobQueueInspect, AReapedOrCancelledClaimLeavesItsAttemptAndStartInTheJob) {
+  std::string reaped = Submit("stalls");
+  ClaimOne();
+  int64_t started = GetJob(reaped).started_ms;
+  ExpireLease(reaped);
+  ASSERT_EQ(*queue_->Reap(100), 1);
+  Job back = GetJob(reaped);
+  EXPECT_EQ(back.state, JobState::kWaiting);
+  EXPECT_EQ(back.attempts, 1);
+  EXPECT_EQ(back.started_ms, started);
+  EXPECT_EQ(Redis({"EXISTS", Key("claim:" + reaped)}).integer, 0);
+
+  ClaimedJob again = ClaimOne();
+  ASSERT_EQ(again.id, reaped);
+  EXPECT_EQ(again.attempt, 2);
+  Status s = queue_->Retry(reaped);
+  EXPECT_EQ(s.message(), "job '" + reaped + "' is active, only dead jobs can be retried");
+  ASSERT_TRUE(queue_->Cancel(reaped).ok());
+  Job cancelled = GetJob(reaped);
+  EXPECT_EQ(cancelled.state, JobState::kCancelled);
+  EXPECT_EQ(cancelled.attempts, 2);
+  EXPECT_GT(cancelled.started_ms, 0);
+  EXPECT_EQ(Redis({"EXISTS", Key("claim:" + reaped)}).integer, 0);
 }
 
 TEST_F(JobQueueInspect, UnknownIdIsNotFound) {

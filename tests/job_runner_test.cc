@@ -210,6 +210,39 @@ TEST_F(JobRunnerTest, DrainsManyFastJobsCompletingEachExactlyOnce) {
   std::printf("drained %d noop jobs in %.2f s: %.0f jobs/s\n", kJobs, secs, kJobs / secs);
 }
 
+TEST_F(JobRunnerTest, AStopInTheMiddleOfAFastDrainLosesNoJobAndRunsNoneTwice) {
+  constexpr int kJobs = 20'000;
+  std::vector<JobSpec> specs(1'000, Spec("noop"));
+  for (int i = 0; i < kJobs; i += 1'000) ASSERT_TRUE(queue_->EnqueueBatch(specs).ok());
+  JobRunnerOptions options = Options(16);
+  options.retention.keep_completed = kJobs;
+  RunningWorker worker(std::move(options));
+  ASSERT_TRUE(Eventually(
+      [&] {
+        auto s = queue_->Stats();
+        return s.ok() && s->completed >= 3'000;
+      },
+      120s));
+  // Stopped with claims in flight on both connections (dispatcher and pump): every job
+  // ends up completed once or back in waiting, none left active or claimed.
+  EXPECT_EQ(worker.Stop(), kExitOk);
+  auto stats = queue_->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->active, 0);
+  EXPECT_EQ(stats->dead, 0);
+  EXPECT_EQ(stats->waiting + stats->completed, kJobs);
+  auto claims = queue_->connection().Command({"KEYS", JobQueue::KeyPrefix(kQueue) + "claim:*"});
+  ASSERT_TRUE(claims.ok());
+  EXPECT_TRUE(claims->elements.empty());
+  auto completed = queue_->List(JobState::kCompleted, kJobs);
+  ASSERT_TRUE(completed.ok()) << completed.status().message();
+  EXPECT_EQ(static_cast<int64_t>(completed->size()), stats->completed);
+  for (const Job& job : *completed) ASSERT_EQ(job.attempts, 1) << "job " << job.id;
+  auto waiting = queue_->List(JobState::kWaiting, kJobs);
+  ASSERT_TRUE(waiting.ok());
+  for (const Job& job : *waiting) ASSERT_EQ(job.attempts, 0) << "job " << job.id;
+}
+
 TEST_F(JobRunnerTest, ARunningWorkerIsListedInTheRegistryUntilItStops) {
   RunningWorker worker(Options(3));
   std::vector<WorkerInfo> live;

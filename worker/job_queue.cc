@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
 
 #include "worker/lua_scripts.h"
 
@@ -76,7 +77,12 @@ std::vector<std::string> FinishKeys(const std::string& prefix) {
 
 Millis ClampLease(Millis lease) { return std::clamp(lease, kMinLease, kMaxLease); }
 
-Job ParseJob(const std::string& id, const RedisReply& hash) {
+// A job from its hash, its claim (claim:<id>, a string while the job is active, else nil)
+// and its score in active (the lease deadline, nil when not active). A claim is not written
+// into the hash, so while one exists it says the state (active), the attempt and the start
+// time; the hash has them from before the claim.
+Job ParseJob(const std::string& id, const RedisReply& hash, const RedisReply& claim,
+             const RedisReply& deadline) {
   Job job;
   job.id = id;
   for (size_t i = 0; i + 1 < hash.elements.size(); i += 2) {
@@ -96,17 +102,68 @@ Job ParseJob(const std::string& id, const RedisReply& hash) {
     else if (field == "timeout_ms") job.timeout = Millis(ToInt(value));
     else if (field == "created_ms") job.created_ms = ToInt(value);
     else if (field == "run_at_ms") job.run_at_ms = ToInt(value);
-    else if (field == "deadline_ms") job.deadline_ms = ToInt(value);
     else if (field == "started_ms") job.started_ms = ToInt(value);
     else if (field == "finished_ms") job.finished_ms = ToInt(value);
     else if (field == "error") job.error = value;
     else if (field == "result") job.result = value;
     else if (field == "idem") job.idempotency_key = value;
   }
+  if (claim.type == RedisReply::Type::kString) {
+    // The token: "<attempt>:<started_ms>:<claimseq>.<id>".
+    job.state = JobState::kActive;
+    const std::string& token = claim.str;
+    size_t first = token.find(':');
+    size_t second = first == std::string::npos ? first : token.find(':', first + 1);
+    if (second != std::string::npos) {
+      job.attempts = static_cast<int>(ToInt(token.substr(0, first)));
+      job.started_ms = ToInt(token.substr(first + 1, second - first - 1));
+    }
+  }
+  if (deadline.type == RedisReply::Type::kString) {
+    job.deadline_ms = static_cast<int64_t>(std::strtod(deadline.str.c_str(), nullptr));
+  }
   return job;
 }
 
 }  // namespace
+
+// Reads the jobs in one MULTI/EXEC, so that each job's hash, claim and lease deadline are
+// one consistent snapshot. A job that does not exist (never, or trimmed) is left out.
+StatusOr<std::vector<Job>> JobQueue::ReadJobs(const std::vector<std::string>& ids) {
+  std::vector<Job> jobs;
+  if (ids.empty()) return jobs;
+  const std::string active = prefix_ + "active";
+  conn_->Append({"MULTI"});
+  for (const std::string& id : ids) {
+    conn_->Append({"HGETALL", prefix_ + "job:" + id});
+    conn_->Append({"GET", prefix_ + "claim:" + id});
+    conn_->Append({"ZSCORE", active, id});
+  }
+  conn_->Append({"EXEC"});
+  // Read every reply before judging any, so the connection stays in step.
+  std::vector<RedisReply> replies;
+  replies.reserve(ids.size() * 3 + 2);
+  for (size_t i = 0; i < ids.size() * 3 + 2; ++i) {
+    auto r = conn_->GetReply();
+    if (!r.ok()) return r.status();
+    replies.push_back(std::move(r).value());
+  }
+  for (const RedisReply& r : replies) {
+    if (r.is_error()) return UnexpectedReply("a job read", r);
+  }
+  const RedisReply& exec = replies.back();
+  if (!exec.is_array() || exec.elements.size() != ids.size() * 3) {
+    return UnexpectedReply("EXEC", exec);
+  }
+  jobs.reserve(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const RedisReply& hash = exec.elements[i * 3];
+    if (!hash.is_array()) return UnexpectedReply("HGETALL", hash);
+    if (hash.elements.empty()) continue;
+    jobs.push_back(ParseJob(ids[i], hash, exec.elements[i * 3 + 1], exec.elements[i * 3 + 2]));
+  }
+  return jobs;
+}
 
 const char* JobStateName(JobState s) { return kStateNames[static_cast<int>(s)]; }
 
@@ -162,13 +219,24 @@ StatusOr<std::vector<EnqueueResult>> JobQueue::EnqueueBatch(const std::vector<Jo
                                  prefix_ + "delayed", prefix_ + "idem", prefix_ + "wake"},
                                 args);
   if (!reply.ok()) return reply.status();
-  if (!reply->is_array() || reply->elements.size() != specs.size() * 2) {
+  // {first, then index, id per job that already existed}: the others were created, with
+  // ids first, first + 1, ... in input order.
+  const auto& e = reply->elements;
+  if (!reply->is_array() || e.empty() || e.size() % 2 != 1 || e.size() > specs.size() * 2 + 1) {
     return UnexpectedReply("enqueue", *reply);
   }
   std::vector<EnqueueResult> results(specs.size());
-  for (size_t i = 0; i < specs.size(); ++i) {
-    results[i].id = Text(reply->elements[i * 2]);
-    results[i].created = reply->elements[i * 2 + 1].AsInt() == 1;
+  for (size_t i = 1; i < e.size(); i += 2) {
+    long long index = e[i].AsInt();
+    if (index < 1 || index > static_cast<long long>(specs.size())) {
+      return UnexpectedReply("enqueue", *reply);
+    }
+    results[index - 1].id = Text(e[i + 1]);
+    results[index - 1].created = false;
+  }
+  long long next = e[0].AsInt();
+  for (EnqueueResult& r : results) {
+    if (r.created) r.id = std::to_string(next++);
   }
   return results;
 }
@@ -183,11 +251,11 @@ std::vector<std::string> JobQueue::ClaimArgs(int max, int64_t epoch) const {
   return {std::to_string(max), std::to_string(epoch), std::to_string(kMaxStalls)};
 }
 
-StatusOr<ClaimResult> JobQueue::ParseClaim(const RedisReply& reply) {
-  if (!reply.is_array() || reply.elements.size() < 3 || (reply.elements.size() - 3) % 8 != 0) {
+StatusOr<ClaimResult> JobQueue::ParseClaim(RedisReply&& reply) {
+  if (!reply.is_array() || reply.elements.size() < 3 || (reply.elements.size() - 3) % 6 != 0) {
     return UnexpectedReply("claim_batch", reply);
   }
-  const auto& e = reply.elements;
+  auto& e = reply.elements;
   ClaimResult result;
   switch (e[0].AsInt()) {
     case 0: result.outcome = ClaimResult::Outcome::kClaimed; break;
@@ -197,17 +265,25 @@ StatusOr<ClaimResult> JobQueue::ParseClaim(const RedisReply& reply) {
   }
   result.current_epoch = e[1].AsInt();
   result.next_due_in_ms = e[2].AsInt();
-  result.jobs.reserve((e.size() - 3) / 8);
-  for (size_t i = 3; i < e.size(); i += 8) {
+  result.jobs.reserve((e.size() - 3) / 6);
+  for (size_t i = 3; i < e.size(); i += 6) {
+    // Per job: token, name, payload, max_attempts, lease_ms, timeout_ms. The token
+    // "<attempt>:<started_ms>:<claimseq>.<id>" names the job and the attempt.
+    std::string& token = e[i].str;
+    size_t colon = token.find(':');
+    size_t dot = token.rfind('.');
+    if (colon == std::string::npos || dot == std::string::npos) {
+      return UnexpectedReply("claim_batch", reply);
+    }
     ClaimedJob job;
-    job.id = Text(e[i]);
-    job.name = e[i + 1].str;
-    job.payload = e[i + 2].str;
-    job.token = e[i + 3].str;
-    job.attempt = static_cast<int>(e[i + 4].AsInt());
-    job.max_attempts = static_cast<int>(e[i + 5].AsInt());
-    job.lease = Millis(e[i + 6].AsInt());
-    job.timeout = Millis(e[i + 7].AsInt());
+    job.id = token.substr(dot + 1);
+    job.attempt = static_cast<int>(ToInt(token.substr(0, colon)));
+    job.token = std::move(token);
+    job.name = std::move(e[i + 1].str);
+    job.payload = std::move(e[i + 2].str);
+    job.max_attempts = static_cast<int>(e[i + 3].AsInt());
+    job.lease = Millis(e[i + 4].AsInt());
+    job.timeout = Millis(e[i + 5].AsInt());
     result.jobs.push_back(std::move(job));
   }
   return result;
@@ -218,22 +294,34 @@ StatusOr<ClaimResult> JobQueue::ClaimBatch(int max, int64_t epoch) {
   if (epoch < 0) return Status::InvalidArgument("epoch must not be negative");
   auto reply = conn_->RunScript(scripts().claim_batch, ClaimKeys(), ClaimArgs(max, epoch));
   if (!reply.ok()) return reply.status();
-  return ParseClaim(*reply);
+  return ParseClaim(std::move(reply).value());
 }
 
+// Successes first, three arguments each (the hot path), then failures; ParseFinish puts
+// the replies back in the caller's order.
 std::vector<std::string> JobQueue::FinishArgs(const std::vector<JobOutcome>& outcomes) const {
+  size_t successes = 0;
+  for (const JobOutcome& o : outcomes) successes += o.success ? 1 : 0;
+  const size_t failures = outcomes.size() - successes;
   std::vector<std::string> args;
-  args.reserve(5 + outcomes.size() * 7);
+  args.reserve(6 + successes * 3 + failures * 6);
   args.push_back(std::to_string(retention_.keep_completed));
   args.push_back(std::to_string(retention_.completed_max_age.count()));
   args.push_back(std::to_string(retention_.keep_dead));
   args.push_back(std::to_string(retention_.dead_max_age.count()));
-  args.push_back(std::to_string(outcomes.size()));
+  args.push_back(std::to_string(successes));
+  args.push_back(std::to_string(failures));
   for (const JobOutcome& o : outcomes) {
+    if (!o.success) continue;
     args.push_back(o.id);
     args.push_back(o.token);
-    args.push_back(o.success ? "1" : "0");
-    args.push_back(o.success ? o.result : o.error);
+    args.push_back(o.result);
+  }
+  for (const JobOutcome& o : outcomes) {
+    if (o.success) continue;
+    args.push_back(o.id);
+    args.push_back(o.token);
+    args.push_back(o.error);
     args.push_back(o.retryable ? "1" : "0");
     args.push_back(std::to_string(o.max_attempts_override));
     char jitter[32];
@@ -243,20 +331,27 @@ std::vector<std::string> JobQueue::FinishArgs(const std::vector<JobOutcome>& out
   return args;
 }
 
-StatusOr<FinishResult> JobQueue::ParseFinish(const RedisReply& reply, size_t n) {
-  if (!reply.is_array() || reply.elements.size() != n) {
+StatusOr<FinishResult> JobQueue::ParseFinish(const RedisReply& reply,
+                                             const std::vector<JobOutcome>& outcomes) {
+  if (!reply.is_array() || reply.elements.size() != outcomes.size()) {
     return UnexpectedReply("finish_batch", reply);
   }
+  // The script answers successes first, then failures (FinishArgs' order).
   FinishResult result;
-  result.accepted.reserve(n);
-  for (const RedisReply& e : reply.elements) result.accepted.push_back(e.AsInt() == 1);
+  result.accepted.reserve(outcomes.size());
+  size_t next_success = 0, next_failure = 0;
+  for (const JobOutcome& o : outcomes) next_failure += o.success ? 1 : 0;
+  for (const JobOutcome& o : outcomes) {
+    size_t i = o.success ? next_success++ : next_failure++;
+    result.accepted.push_back(reply.elements[i].AsInt() == 1);
+  }
   return result;
 }
 
 StatusOr<FinishResult> JobQueue::FinishBatch(const std::vector<JobOutcome>& outcomes) {
   auto reply = conn_->RunScript(scripts().finish_batch, FinishKeys(prefix_), FinishArgs(outcomes));
   if (!reply.ok()) return reply.status();
-  return ParseFinish(*reply, outcomes.size());
+  return ParseFinish(*reply, outcomes);
 }
 
 StatusOr<std::pair<FinishResult, ClaimResult>> JobQueue::FinishAndClaim(
@@ -281,8 +376,8 @@ StatusOr<std::pair<FinishResult, ClaimResult>> JobQueue::FinishAndClaim(
   auto claim = conn_->FinishScript(scripts().claim_batch, claim_keys, claim_args,
                                    std::move(claim_reply).value());
   StatusOr<FinishResult> finished =
-      finish.ok() ? ParseFinish(*finish, outcomes.size()) : finish.status();
-  StatusOr<ClaimResult> claimed = claim.ok() ? ParseClaim(*claim) : claim.status();
+      finish.ok() ? ParseFinish(*finish, outcomes) : finish.status();
+  StatusOr<ClaimResult> claimed = claim.ok() ? ParseClaim(std::move(claim).value()) : claim.status();
   if (!finished.ok()) {
     // The claim went through although the outcomes did not: give its jobs back now rather
     // than let them wait out their leases and count as stalls.
@@ -349,36 +444,28 @@ StatusOr<int> JobQueue::Reap(int max) {
 }
 
 StatusOr<Job> JobQueue::Get(const std::string& id) {
-  auto reply = conn_->Command({"HGETALL", prefix_ + "job:" + id});
-  if (!reply.ok()) return reply.status();
-  if (!reply->is_array()) return UnexpectedReply("HGETALL", *reply);
-  if (reply->elements.empty()) {
-    return Status::NotFound("no job '" + id + "' in queue '" + queue_ + "'");
-  }
-  return ParseJob(id, *reply);
+  auto jobs = ReadJobs({id});
+  if (!jobs.ok()) return jobs.status();
+  if (jobs->empty()) return Status::NotFound("no job '" + id + "' in queue '" + queue_ + "'");
+  return std::move(jobs->front());
 }
 
 StatusOr<std::vector<Job>> JobQueue::List(JobState state, int limit) {
-  std::vector<Job> jobs;
-  if (limit <= 0) return jobs;
+  if (limit <= 0) return std::vector<Job>{};
   // Finished sets are scored by finish time; people look for the latest first.
   const bool newest_first =
       state == JobState::kCompleted || state == JobState::kDead || state == JobState::kCancelled;
   std::vector<std::string> range = {"ZRANGE", prefix_ + JobStateName(state), "0",
                                     std::to_string(limit - 1)};
   if (newest_first) range.push_back("REV");
-  auto ids = conn_->Command(range);
-  if (!ids.ok()) return ids.status();
-  if (!ids->is_array()) return UnexpectedReply("ZRANGE", *ids);
-  for (const RedisReply& id : ids->elements) conn_->Append({"HGETALL", prefix_ + "job:" + id.str});
-  jobs.reserve(ids->elements.size());
-  for (const RedisReply& id : ids->elements) {
-    auto hash = conn_->GetReply();
-    if (!hash.ok()) return hash.status();
-    // A job trimmed between the two reads is simply gone.
-    if (hash->is_array() && !hash->elements.empty()) jobs.push_back(ParseJob(id.str, *hash));
-  }
-  return jobs;
+  auto reply = conn_->Command(range);
+  if (!reply.ok()) return reply.status();
+  if (!reply->is_array()) return UnexpectedReply("ZRANGE", *reply);
+  std::vector<std::string> ids;
+  ids.reserve(reply->elements.size());
+  for (const RedisReply& id : reply->elements) ids.push_back(id.str);
+  // A job trimmed between the two reads is simply gone.
+  return ReadJobs(ids);
 }
 
 StatusOr<QueueStats> JobQueue::Stats() {

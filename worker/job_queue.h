@@ -11,6 +11,9 @@
 //                           -> dead (failed max_attempts times, stalled 5 times, no handler)
 //         waiting | delayed | active -> cancelled;  dead -> waiting (Retry)
 // Job ids are decimal numbers, unique per queue, increasing in submission order.
+// A job is stored in the hash job:<id>; while it is claimed, the claim (token, attempt,
+// start) is the string claim:<id> and its lease deadline its score in active, so that the
+// hot path writes the hash only to record outcomes. Get and List report all of it.
 #pragma once
 
 #include <cstdint>
@@ -205,8 +208,10 @@ class JobQueue {
   std::vector<std::string> ClaimKeys() const;
   std::vector<std::string> ClaimArgs(int max, int64_t epoch) const;
   std::vector<std::string> FinishArgs(const std::vector<JobOutcome>& outcomes) const;
-  static StatusOr<ClaimResult> ParseClaim(const RedisReply& reply);
-  static StatusOr<FinishResult> ParseFinish(const RedisReply& reply, size_t n);
+  static StatusOr<ClaimResult> ParseClaim(RedisReply&& reply);
+  static StatusOr<FinishResult> ParseFinish(const RedisReply& reply,
+                                            const std::vector<JobOutcome>& outcomes);
+  StatusOr<std::vector<Job>> ReadJobs(const std::vector<std::string>& ids);
 
   std::unique_ptr<RedisConnection> conn_;
   std::string queue_;

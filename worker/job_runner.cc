@@ -29,14 +29,21 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // Prefetch: with fast handlers a Redis round trip costs more than many jobs, so the
-// dispatcher keeps up to kMaxPrefetch claimed-but-unstarted jobs buffered and refills as
-// soon as an eighth of them is gone: a round trip is then nearly always in flight, and
-// Redis (the bottleneck for fast jobs) never waits for the worker. With slow handlers it
+// dispatcher keeps up to kMaxPrefetch claimed-but-unstarted jobs buffered (two claims of
+// kMaxClaim: room for the pump's claim beside the dispatcher's) and refills as soon as an
+// eighth of them is gone: a round trip is then nearly always in flight, and Redis (the
+// bottleneck for fast jobs) never waits for the worker. With slow handlers it
 // claims only free slots, so no job waits claimed behind a slow one while another worker
 // could have run it. "Fast" is an EWMA of handler durations under kFastJobMs; it starts
 // slow, so a worker never hoards jobs before it has seen how long they take.
-constexpr int kMaxPrefetch = 256;
+constexpr int kMaxPrefetch = 512;
 constexpr int kMaxClaim = 256;
+// The pump (a second connection) sends a round trip of its own while the dispatcher's is
+// in flight, so that Redis, the bottleneck for fast jobs, always has the next request
+// queued instead of idling while the worker reads a reply and writes the next request.
+// It goes only for at least this many outcomes or jobs to claim: each script call costs
+// a fixed share besides its jobs.
+constexpr int kPumpMin = 64;
 constexpr double kFastJobMs = 1.0;
 constexpr double kEwmaWeight = 0.2;
 constexpr double kInitialEwmaMs = 100.0;
@@ -67,8 +74,9 @@ struct Executor {
 
 }  // namespace
 
-// Threads: one dispatcher (the thread in Run), `concurrency` executors, one waker (blocks
-// in Redis for new work while the queue is empty) and one stop watcher (turns the
+// Threads: one dispatcher (the thread in Run), `concurrency` executors, one pump (a second
+// round trip in flight while the dispatcher's is, with fast jobs), one waker (blocks in
+// Redis for new work while the queue is empty) and one stop watcher (turns the
 // signal-safe eventfd write of RequestStop into a condition-variable notification).
 // Everything shared is guarded by mu_; Redis calls are made without it.
 class JobRunner::Impl {
@@ -85,6 +93,8 @@ class JobRunner::Impl {
   int Dispatch();
   void RoundTrip();
   void HandleClaim(ClaimResult claim, int want, Clock::time_point sent);
+  void AcceptClaimLocked(ClaimResult& claim, int want, Clock::time_point sent);
+  void Fenced(const ClaimResult& claim);
   void Tick(Clock::time_point now);
   void BeginDrain(int exit_code, const std::string& why);
   void StopRunningJobs();
@@ -95,6 +105,8 @@ class JobRunner::Impl {
   void ExecutorLoop(Executor& ex);
   void FinishJob(Executor& ex, HandlerOutcome out, Millis timeout, double duration_ms);
   void WakerLoop();
+  void PumpLoop();
+  bool PumpWantedLocked() const;
   void StopWatcherLoop();
 
   int WantLocked() const;
@@ -124,6 +136,7 @@ class JobRunner::Impl {
   std::condition_variable cv_dispatch_;  // the dispatcher waits here
   std::condition_variable cv_exec_;      // idle executors wait here
   std::condition_variable cv_waker_;     // the waker waits here to be armed
+  std::condition_variable cv_pump_;      // the pump waits here for work
   std::deque<HeldJob> ready_;            // claimed, not started
   std::vector<JobOutcome> done_;         // finished, not yet recorded in Redis
   std::vector<std::unique_ptr<Executor>> executors_;
@@ -131,6 +144,14 @@ class JobRunner::Impl {
   int idle_ = 0;
   double ewma_ms_ = kInitialEwmaMs;
   bool dispatch_wanted_ = false;  // an executor asked for a round trip
+  int claiming_ = 0;              // jobs asked for by claims in flight (dispatcher and pump)
+  bool dispatcher_busy_ = false;  // the dispatcher's round trip is in flight
+  bool pump_busy_ = false;        // the pump's round trip is in flight
+  bool pump_exit_ = false;
+  Clock::time_point pump_retry_at_;         // after a failure of its own the pump waits
+  std::optional<ClaimResult> pump_fenced_;  // the pump's claim was refused: drain
+  int64_t round_trips_ = 0;       // the dispatcher's, for the log
+  int64_t pump_round_trips_ = 0;  // guarded by mu_
   bool work_arrived_ = false;     // the waker returned: claim again
   bool starved_ = false;          // the last claim got fewer jobs than asked
   bool stop_pending_ = false;
@@ -195,6 +216,7 @@ int JobRunner::Impl::Run() {
       ex.thread = std::thread([this, &ex] { ExecutorLoop(ex); });
     }
     std::thread waker([this] { WakerLoop(); });
+    std::thread pump([this] { PumpLoop(); });
 
     std::string names;
     for (const auto& [name, entry] : options_.handlers) names += (names.empty() ? "" : ", ") + name;
@@ -208,6 +230,7 @@ int JobRunner::Impl::Run() {
     code = Dispatch();
     ShutDownThreads();
     waker.join();
+    pump.join();
     if (redis_ok_) {
       if (Status s = registry_->Remove(queue_->connection()); !s.ok()) {
         spdlog::warn("could not remove worker {} from the registry: {}", registry_->self().id,
@@ -216,6 +239,8 @@ int JobRunner::Impl::Run() {
     }
     spdlog::info("worker {} stopped (exit code {}): {} jobs succeeded, {} failed",
                  registry_->self().id, code, succeeded_, failed_);
+    spdlog::debug("worker {}: {} round trips by the dispatcher, {} by the pump",
+                  registry_->self().id, round_trips_, pump_round_trips_);
   }
 
   run_finished_.store(true);
@@ -252,7 +277,7 @@ std::optional<int> JobRunner::Impl::Connect() {
 }
 
 int JobRunner::Impl::WantLocked() const {
-  int held = running_ + static_cast<int>(ready_.size());
+  int held = running_ + static_cast<int>(ready_.size()) + claiming_;
   int target = options_.concurrency + (FastLocked() ? kMaxPrefetch : 0);
   return std::clamp(target - held, 0, kMaxClaim);
 }
@@ -267,18 +292,22 @@ int JobRunner::Impl::Dispatch() {
   Clock::time_point next_tick = Clock::now();
   for (;;) {
     bool stop_now;
+    std::optional<ClaimResult> fenced;
     {
       std::unique_lock lk(mu_);
       Clock::time_point wake = next_tick;
       if (!redis_ok_) wake = std::min(wake, retry_at_);
       if (phase_ == Phase::kDraining && !shutdown_sent_) wake = std::min(wake, drain_deadline_);
       cv_dispatch_.wait_until(lk, wake, [&] {
-        return (stop_pending_ && phase_ == Phase::kRunning) ||
+        return (stop_pending_ && phase_ == Phase::kRunning) || pump_fenced_ ||
                (redis_ok_ && (dispatch_wanted_ || work_arrived_)) ||
-               (phase_ == Phase::kDraining && running_ == 0 && ready_.empty() && done_.empty());
+               (phase_ == Phase::kDraining && running_ == 0 && ready_.empty() && done_.empty() &&
+                !pump_busy_);
       });
       stop_now = stop_pending_ && phase_ == Phase::kRunning;
+      fenced = std::exchange(pump_fenced_, std::nullopt);
     }
+    if (fenced) Fenced(*fenced);
     if (stop_now) BeginDrain(kExitOk, "stop requested");
     Clock::time_point now = Clock::now();
     if (!redis_ok_ && now >= retry_at_) RetryRedis();
@@ -286,7 +315,7 @@ int JobRunner::Impl::Dispatch() {
     if (phase_ == Phase::kDraining) {
       if (!shutdown_sent_ && now >= drain_deadline_) StopRunningJobs();
       std::lock_guard lk(mu_);
-      bool idle = running_ == 0 && ready_.empty();
+      bool idle = running_ == 0 && ready_.empty() && !pump_busy_;
       // Done once every outcome is recorded, or when Redis is away and the drain time is up
       // (the reaper will return those jobs).
       if (idle && (done_.empty() || (!redis_ok_ && shutdown_sent_))) break;
@@ -314,8 +343,13 @@ void JobRunner::Impl::RoundTrip() {
       // otherwise the waker says when to look.
       if (starved_ && outcomes.empty()) want = 0;
     }
+    if (outcomes.empty() && want == 0) return;
+    claiming_ += want;
+    dispatcher_busy_ = true;
+    ++round_trips_;
+    // This round trip is about to be in flight: the moment a second one may go along.
+    if (PumpWantedLocked()) cv_pump_.notify_one();
   }
-  if (outcomes.empty() && want == 0) return;
 
   Clock::time_point sent = Clock::now();
   if (want > 0) claimed_since_tick_ = true;
@@ -341,6 +375,8 @@ void JobRunner::Impl::RoundTrip() {
     // Keep the outcomes for when Redis is back. A finish that did land is refused the
     // second time (its token is spent), which is harmless.
     std::lock_guard lk(mu_);
+    dispatcher_busy_ = false;
+    claiming_ -= want;
     done_.insert(done_.begin(), std::make_move_iterator(outcomes.begin()),
                  std::make_move_iterator(outcomes.end()));
     RedisTrouble(status);
@@ -353,17 +389,40 @@ void JobRunner::Impl::RoundTrip() {
       }
     }
   }
-  if (claimed) HandleClaim(std::move(*claimed), want, sent);
+  if (claimed) {
+    HandleClaim(std::move(*claimed), want, sent);
+  } else {
+    std::lock_guard lk(mu_);
+    dispatcher_busy_ = false;
+    claiming_ -= want;
+  }
 }
 
+// The reply to the dispatcher's claim: jobs to buffer, or the fence.
 void JobRunner::Impl::HandleClaim(ClaimResult claim, int want, Clock::time_point sent) {
-  if (claim.outcome != ClaimResult::Outcome::kClaimed) {
-    spdlog::error("queue {} is owned by epoch {}; this worker (epoch {}) is fenced", options_.queue,
-                  claim.current_epoch, options_.epoch);
-    BeginDrain(kExitFenced, "fenced by a newer owner epoch");
+  std::unique_lock lk(mu_);
+  dispatcher_busy_ = false;
+  if (claim.outcome == ClaimResult::Outcome::kClaimed) {
+    AcceptClaimLocked(claim, want, sent);
     return;
   }
-  std::lock_guard lk(mu_);
+  claiming_ -= want;
+  lk.unlock();
+  Fenced(claim);
+}
+
+// A claim was refused (the dispatcher's, the pump's or the tick's): drain, once.
+void JobRunner::Impl::Fenced(const ClaimResult& claim) {
+  if (phase_ == Phase::kDraining) return;
+  spdlog::error("queue {} is owned by epoch {}; this worker (epoch {}) is fenced", options_.queue,
+                claim.current_epoch, options_.epoch);
+  BeginDrain(kExitFenced, "fenced by a newer owner epoch");
+}
+
+// Buffers claimed jobs for the executors. Called with mu_ held, by the dispatcher or the
+// pump, once per granted claim that asked for want jobs: they are no longer in flight.
+void JobRunner::Impl::AcceptClaimLocked(ClaimResult& claim, int want, Clock::time_point sent) {
+  claiming_ -= want;
   int pushed = 0;
   for (ClaimedJob& job : claim.jobs) {
     auto it = options_.handlers.find(job.name);
@@ -393,7 +452,10 @@ void JobRunner::Impl::HandleClaim(ClaimResult claim, int want, Clock::time_point
     waker_armed_ = true;
     cv_waker_.notify_one();
   }
-  if (!done_.empty()) dispatch_wanted_ = true;
+  if (!done_.empty()) {
+    dispatch_wanted_ = true;
+    cv_dispatch_.notify_one();
+  }
   for (int i = 0; i < std::min(pushed, idle_); ++i) cv_exec_.notify_one();
 }
 
@@ -417,7 +479,7 @@ void JobRunner::Impl::Tick(Clock::time_point now) {
       RedisTrouble(r.status());
       return;
     }
-    if (r->outcome != ClaimResult::Outcome::kClaimed) HandleClaim(std::move(r).value(), 0, now);
+    if (r->outcome != ClaimResult::Outcome::kClaimed) Fenced(*r);
   }
 
   std::vector<LeaseRenewal> renewals;
@@ -548,9 +610,11 @@ void JobRunner::Impl::ShutDownThreads() {
     std::lock_guard lk(mu_);
     exiting_ = true;
     waker_exit_ = true;
+    pump_exit_ = true;
   }
   cv_exec_.notify_all();
   cv_waker_.notify_all();
+  cv_pump_.notify_all();
   for (auto& ex : executors_) ex->thread.join();
 }
 
@@ -624,6 +688,93 @@ void JobRunner::Impl::FinishJob(Executor& ex, HandlerOutcome out, Millis timeout
   if (!dispatch_wanted_ && (static_cast<int>(ready_.size()) <= LowWaterLocked() ||
                             static_cast<int>(done_.size()) >= kMaxClaim)) {
     dispatch_wanted_ = true;
+    cv_dispatch_.notify_one();
+  }
+  // While the dispatcher waits for Redis, enough outcomes for a second round trip: the pump.
+  if (static_cast<int>(done_.size()) == kPumpMin && PumpWantedLocked()) cv_pump_.notify_one();
+}
+
+// Whether the pump should send a round trip now: only while the dispatcher's is in flight
+// (otherwise the dispatcher sends it), only with fast jobs and a worthwhile batch, never
+// while draining, and not until its retry time after a failure of its own.
+bool JobRunner::Impl::PumpWantedLocked() const {
+  if (!dispatcher_busy_ || pump_busy_ || pump_exit_ || phase_ != Phase::kRunning) return false;
+  if (!FastLocked() || Clock::now() < pump_retry_at_) return false;
+  if (static_cast<int>(done_.size()) >= kPumpMin) return true;
+  return !starved_ && WantLocked() >= kPumpMin;
+}
+
+// The pump: the dispatcher's round trip (record outcomes, claim more) on a second
+// connection, sent while the dispatcher's own is in flight. It never reports an outage:
+// on a failure it hands its outcomes back and pauses; the dispatcher's next call finds
+// out what is wrong and reports it.
+void JobRunner::Impl::PumpLoop() {
+  std::unique_ptr<JobQueue> pump_queue;
+  std::unique_lock lk(mu_);
+  for (;;) {
+    cv_pump_.wait(lk, [&] { return pump_exit_ || PumpWantedLocked(); });
+    if (pump_exit_) return;
+    std::vector<JobOutcome> outcomes;
+    outcomes.swap(done_);
+    int want = WantLocked();
+    if (starved_ && outcomes.empty()) want = 0;
+    dispatch_wanted_ = false;
+    claiming_ += want;
+    pump_busy_ = true;
+    ++pump_round_trips_;
+    lk.unlock();
+
+    Clock::time_point sent = Clock::now();
+    Status status;
+    std::optional<ClaimResult> claimed;
+    if (!pump_queue) {
+      auto q = OpenJobQueue(redis_url_, options_.queue, options_.retention);
+      if (q.ok()) pump_queue = std::move(q).value(); else status = q.status();
+    }
+    if (pump_queue) {
+      if (want > 0 && !outcomes.empty()) {
+        auto r = pump_queue->FinishAndClaim(outcomes, want, options_.epoch);
+        if (r.ok()) claimed = std::move(r->second); else status = r.status();
+      } else if (want > 0) {
+        auto r = pump_queue->ClaimBatch(want, options_.epoch);
+        if (r.ok()) claimed = std::move(r).value(); else status = r.status();
+      } else {
+        auto r = pump_queue->FinishBatch(outcomes);
+        if (!r.ok()) status = r.status();
+      }
+    }
+
+    lk.lock();
+    if (!status.ok()) {
+      claiming_ -= want;
+      done_.insert(done_.begin(), std::make_move_iterator(outcomes.begin()),
+                   std::make_move_iterator(outcomes.end()));
+      pump_queue.reset();
+      pump_retry_at_ = Clock::now() + kMaxBackoff;
+      spdlog::debug("pump: {}", status.message());
+      dispatch_wanted_ = true;
+    } else if (claimed && claimed->outcome != ClaimResult::Outcome::kClaimed) {
+      claiming_ -= want;
+      pump_fenced_ = std::move(claimed);
+    } else if (claimed && phase_ != Phase::kRunning) {
+      // The drain began meanwhile: give these jobs back at once, like the buffered ones.
+      claiming_ -= want;
+      std::vector<std::pair<std::string, std::string>> release;
+      for (const ClaimedJob& job : claimed->jobs) release.emplace_back(job.id, job.token);
+      if (!release.empty()) {
+        lk.unlock();
+        if (auto r = pump_queue->ReleaseBatch(release); !r.ok()) {
+          spdlog::warn("could not release {} claimed jobs (they return when their leases "
+                       "expire): {}", release.size(), r.status().message());
+        }
+        lk.lock();
+      }
+    } else if (claimed) {
+      AcceptClaimLocked(*claimed, want, sent);
+    } else {
+      claiming_ -= want;
+    }
+    pump_busy_ = false;
     cv_dispatch_.notify_one();
   }
 }
