@@ -12,8 +12,8 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <thread>
 
 #include "controller/owner_lease.h"
@@ -158,26 +158,8 @@ class LaneControllerTest : public ::testing::Test {
   std::vector<pid_t> Supervisors() {
     return FindProcesses({"jobs", "supervisor", "--queue", queue_});
   }
-  // Live workers of the queue. A worker's own clones carry its argv for a moment (a fork
-  // before exec; LeakSanitizer's tracer at exit in the sanitizer build): a process whose
-  // parent is a worker of the queue is not a second worker.
-  std::vector<pid_t> Workers() {
-    auto all = FindProcesses({"jobs", "work", "--queue", queue_});
-    std::set<pid_t> set(all.begin(), all.end());
-    std::vector<pid_t> out;
-    for (pid_t p : all) {
-      if (!set.count(ParentPid(p))) out.push_back(p);
-    }
-    return out;
-  }
-  static pid_t ParentPid(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    std::getline(in, line);
-    size_t close = line.rfind(')');
-    if (close == std::string::npos || close + 4 >= line.size()) return 0;
-    return static_cast<pid_t>(std::atoi(line.c_str() + close + 4));
-  }
+  // Live workers of the queue (a worker's own clones are not counted: FindProcesses).
+  std::vector<pid_t> Workers() { return FindProcesses({"jobs", "work", "--queue", queue_}); }
   // The --concurrency of the one live worker, or -1.
   int WorkerConcurrency() {
     auto w = Workers();
@@ -194,7 +176,18 @@ class LaneControllerTest : public ::testing::Test {
     sampling_ = true;
     sampler_ = std::thread([this] {
       while (sampling_) {
-        int n = static_cast<int>(Workers().size());
+        auto workers = Workers();
+        int n = static_cast<int>(workers.size());
+        if (n > 1 && max_workers_.load() <= 1) {
+          // What the failure message shows: which processes were seen together.
+          std::string seen;
+          for (pid_t p : workers) {
+            seen += "\n  pid " + std::to_string(p) + ":";
+            for (const auto& a : testing::ProcessArgs(p)) seen += " " + a;
+          }
+          std::lock_guard<std::mutex> lock(seen_mu_);
+          seen_ = seen;
+        }
         max_workers_ = std::max(max_workers_.load(), n);
         samples_++;
         usleep(5'000);
@@ -216,6 +209,8 @@ class LaneControllerTest : public ::testing::Test {
   std::atomic<bool> sampling_{false};
   std::atomic<int> max_workers_{0};
   std::atomic<int> samples_{0};
+  std::mutex seen_mu_;
+  std::string seen_;  // the first sample with two workers, for the failure message
 };
 
 TEST_F(LaneControllerTest, ApplyEditDeleteConvergesWithNeverTwoWorkers) {
@@ -247,7 +242,7 @@ TEST_F(LaneControllerTest, ApplyEditDeleteConvergesWithNeverTwoWorkers) {
       << ctl.Stderr();
   StopSampler();
   EXPECT_GT(samples_.load(), 50);
-  EXPECT_LE(max_workers_.load(), 1) << "two workers on one queue at a sampled moment";
+  EXPECT_LE(max_workers_.load(), 1) << "two workers on one queue at a sampled moment:" << seen_;
   // The owner lease was released: nobody owns the queue.
   auto owner = ReadOwner(*conn_, queue_);
   ASSERT_TRUE(owner.ok());
@@ -301,7 +296,7 @@ TEST_F(LaneControllerTest, HandingTheWorkerFromAutopilotToSupervisorNeverRunsTwo
   ASSERT_TRUE(Eventually([&] { return WorkerConcurrency() == 3 && Supervisors().size() == 1; },
                          30s)) << ctl.Stderr();
   StopSampler();
-  EXPECT_LE(max_workers_.load(), 1) << "two workers on one queue at a sampled moment";
+  EXPECT_LE(max_workers_.load(), 1) << "two workers on one queue at a sampled moment:" << seen_;
   auto owner = ReadOwner(*conn_, queue_);
   ASSERT_TRUE(owner.ok() && owner->has_value());
   EXPECT_EQ((*owner)->role, "supervisor");
@@ -379,7 +374,7 @@ TEST_F(LaneControllerTest, RestartedControllerAdoptsItsRolesInsteadOfStartingThe
   StopSampler();
   EXPECT_EQ(Supervisors(), std::vector<pid_t>{sup});
   EXPECT_EQ(Workers(), std::vector<pid_t>{worker});
-  EXPECT_LE(max_workers_.load(), 1);
+  EXPECT_LE(max_workers_.load(), 1) << seen_;
   EXPECT_EQ(again.Stderr().find("started supervisor"), std::string::npos) << again.Stderr();
 
   // The adopted lane is still managed: an edit converges it.

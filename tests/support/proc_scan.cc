@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "tests/support/child_process.h"
@@ -27,10 +28,27 @@ std::vector<std::string> ProcessArgs(pid_t pid) {
   return out;
 }
 
+namespace {
+
+// State and parent of pid from one read of /proc/PID/stat; false when it is gone.
+bool ReadStat(pid_t pid, char* state, pid_t* parent) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return false;
+  // "pid (comm) S ppid ...": comm may hold spaces and parentheses; the last ')' ends it.
+  size_t close = line.rfind(')');
+  if (close == std::string::npos || close + 4 >= line.size()) return false;
+  *state = line[close + 2];
+  *parent = static_cast<pid_t>(std::atoi(line.c_str() + close + 4));
+  return true;
+}
+
+}  // namespace
+
 std::vector<pid_t> FindProcesses(const std::vector<std::string>& args) {
-  std::vector<pid_t> found;
+  std::vector<std::pair<pid_t, pid_t>> matched;  // (pid, parent)
   DIR* d = opendir("/proc");
-  if (!d) return found;
+  if (!d) return {};
   while (dirent* e = readdir(d)) {
     pid_t pid = std::atoi(e->d_name);
     if (pid <= 0) continue;
@@ -39,9 +57,22 @@ std::vector<pid_t> FindProcesses(const std::vector<std::string>& args) {
     bool all = std::all_of(args.begin(), args.end(), [&](const std::string& a) {
       return std::find(argv.begin(), argv.end(), a) != argv.end();
     });
-    if (all && ProcessAlive(pid)) found.push_back(pid);
+    char state;
+    pid_t parent;
+    if (!all || !ReadStat(pid, &state, &parent) || state == 'Z' || state == 'X') continue;
+    matched.emplace_back(pid, parent);
   }
   closedir(d);
+  // A clone of a matching process carries its argv for a moment (a fork before exec;
+  // LeakSanitizer's tracer while an instrumented process exits): it is the same process
+  // as far as a test counting workers is concerned. Parent and state come from one read,
+  // so a clone that exits mid-scan cannot turn into an orphan that counts twice.
+  std::set<pid_t> pids;
+  for (const auto& [pid, parent] : matched) pids.insert(pid);
+  std::vector<pid_t> found;
+  for (const auto& [pid, parent] : matched) {
+    if (!pids.count(parent)) found.push_back(pid);
+  }
   return found;
 }
 
