@@ -146,14 +146,15 @@ class Autopilot {
   }
 
   void Loop() {
-    while (!WaitSignal(kTick)) {
+    // Act first, then wait (a `continue` goes to the wait, as in a while loop).
+    do {
       auto now = Clock::now();
       if (worker_) WatchWorker(now);
       if (!RedisUsable(now)) continue;
       if (!o_.no_worker) TendOwnership(now);
       if (!redis_down_ && now >= next_dispatch_) Dispatch(now);
       if (!redis_down_ && now >= next_publish_) Publish(now);
-    }
+    } while (!WaitSignal(kTick));
   }
 
   // --- Redis trouble: one log line per change of state, reconnects with backoff. ---
