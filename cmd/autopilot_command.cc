@@ -16,16 +16,6 @@ struct AutopilotFlags {
   std::string drain_timeout = "30s";
 };
 
-bool ParseDurationFlag(const std::string& flag, const std::string& text, Millis& out) {
-  auto d = ParseDuration(text);
-  if (!d.ok()) {
-    std::cerr << "lanekeeper: " << flag << ": " << d.status().message() << "\n";
-    return false;
-  }
-  out = *d;
-  return true;
-}
-
 }  // namespace
 
 void AddAutopilotCommand(CLI::App& app, GlobalOptions& global, int& exit_code) {

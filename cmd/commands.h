@@ -8,6 +8,8 @@
 #include <string>
 
 #include "controller/lane_controller.h"
+#include "worker/duration.h"
+#include "worker/status.h"
 
 namespace lk::cmd {
 
@@ -39,6 +41,14 @@ void AddControllerCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
 void AddLanesCommands(CLI::App& app, GlobalOptions& global, int& exit_code);
 // up -f FILE  (cmd/up_command.cc)
 void AddUpCommand(CLI::App& app, GlobalOptions& global, int& exit_code);
+
+// Prints status as one line on stderr, "lanekeeper: <message>" (messages from Redis or a
+// parser may hold newlines; they are folded), and returns the exit code: kExitUsage (2)
+// for bad input, kExitFailure (1) otherwise.  (cmd/commands.cc)
+int Fail(const Status& status);
+// Parses the duration text of flag into out; false, after printing
+// "lanekeeper: <flag>: <why>", when it is not a duration.  (cmd/commands.cc)
+bool ParseDurationFlag(const std::string& flag, const std::string& text, Millis& out);
 
 // The controller with its status server, until SIGTERM/SIGINT; on_listening gets the
 // status URL once it serves. `controller` and `up` share it.

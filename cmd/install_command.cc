@@ -28,11 +28,6 @@ struct InstallFlags {
   bool dry_run = false;
 };
 
-int Fail(const Status& s) {
-  std::cerr << "lanekeeper: " << s.message() << "\n";
-  return s.code() == Status::Code::kInvalidArgument ? kExitUsage : kExitFailure;
-}
-
 StatusOr<std::vector<SystemdUnit>> RenderLaneUnits(const GlobalOptions& global,
                                                     const InstallFlags& flags,
                                                     const std::string& chosen_url,

@@ -29,17 +29,6 @@ namespace {
 // submitter's key order.
 using json = nlohmann::ordered_json;
 
-// Prints status as one line and returns its exit code. Messages from Redis or the parser
-// may contain newlines; one failure is one line, so they are folded.
-int Fail(const Status& status) {
-  std::string message = status.message();
-  for (char& c : message) {
-    if (c == '\n' || c == '\r') c = ' ';
-  }
-  std::cerr << "lanekeeper: " << message << "\n";
-  return status.code() == Status::Code::kInvalidArgument ? kExitUsage : kExitFailure;
-}
-
 // An integer flag within [min, max]. CLI11's Range says "Value abc not in range" for text
 // that is no number at all; this names the actual problem.
 CLI::Validator WholeNumber(int min, int max) {

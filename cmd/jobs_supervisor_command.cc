@@ -28,16 +28,6 @@ struct SupervisorFlags {
   std::string stop_timeout = "90s";
 };
 
-bool ParseDurationFlag(const std::string& flag, const std::string& text, Millis& out) {
-  auto d = ParseDuration(text);
-  if (!d.ok()) {
-    std::cerr << "lanekeeper: " << flag << ": " << d.status().message() << "\n";
-    return false;
-  }
-  out = *d;
-  return true;
-}
-
 // Gone, or a zombie waiting for its parent to reap it (it runs nothing any more).
 bool ProcessGone(pid_t pid) {
   if (pid <= 0) return true;

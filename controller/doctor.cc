@@ -20,15 +20,6 @@ constexpr int64_t kLongRunningMs = 3'600'000;
 // Active jobs examined for the long-running warning; a lane runs at most its concurrency.
 constexpr int kActiveScanLimit = 10'000;
 
-// "42s", "5m", "3h", "2d": an age as people say it, rounded down to its largest unit.
-std::string Age(int64_t ms) {
-  ms = std::max<int64_t>(ms, 0);
-  if (ms < 60'000) return std::to_string(ms / 1000) + "s";
-  if (ms < 3'600'000) return std::to_string(ms / 60'000) + "m";
-  if (ms < 2 * kDayMs) return std::to_string(ms / 3'600'000) + "h";
-  return std::to_string(ms / kDayMs) + "d";
-}
-
 // "1 job", "3 jobs".
 std::string Count(int64_t n, const std::string& noun) {
   return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
@@ -238,7 +229,7 @@ DoctorCheck CheckWorkerOwner(const Lane& lane) {
     }
     std::string owned = "owned by " + owner->role + " " + owner->holder + " (epoch " +
                         std::to_string(owner->epoch) + ", up " +
-                        Age(lane.now_ms - owner->since_ms) + ")";
+                        FormatAge(lane.now_ms - owner->since_ms) + ")";
     // A new owner starts its worker within a second or two; past that grace, an owner
     // without a live worker is restarting it (see the supervisor check) or stuck.
     bool settled = lane.now_ms - owner->since_ms > 3 * lane.worker_live_within.count();
@@ -435,7 +426,7 @@ DoctorCheck CheckQueueHealth(JobQueue& queue, const Lane& lane, const DoctorOpti
   }
   if (long_running > 0) {
     problems.push_back(Count(long_running, "active job") + " running over 1h (job " +
-                       longest->id + " for " + Age(lane.now_ms - longest->started_ms) +
+                       longest->id + " for " + FormatAge(lane.now_ms - longest->started_ms) +
                        "); see `lanekeeper jobs get " + longest->id + "`");
   }
   if (*dead_24h > 0) {
@@ -476,7 +467,7 @@ DoctorCheck CheckAutopilot(const Lane& lane) {
   if (lane.now_ms - a.updated_ms > stale_after) {
     return Check(name, CheckLevel::kWarn,
                  "autopilot " + a.holder + " (repo " + a.repo + ") stopped reporting " +
-                     Age(lane.now_ms - a.updated_ms) +
+                     FormatAge(lane.now_ms - a.updated_ms) +
                      " ago: it is not running; start `lanekeeper autopilot --repo " + a.repo +
                      " --no-worker` (or its systemd unit)",
                  details);
@@ -488,12 +479,12 @@ DoctorCheck CheckAutopilot(const Lane& lane) {
   const int64_t age = lane.now_ms - a.last_dispatch_ms;
   if (a.interval_ms > 0 && age > 3 * a.interval_ms) {
     return Check(name, CheckLevel::kWarn,
-                 "last dispatch " + Age(age) + " ago, more than 3 × its interval " + interval +
+                 "last dispatch " + FormatAge(age) + " ago, more than 3 × its interval " + interval +
                      " (repo " + a.repo + "); see the autopilot's logs",
                  details);
   }
   return Check(name, CheckLevel::kOk,
-               "last dispatch " + Age(age) + " ago (interval " + interval + ", repo " + a.repo +
+               "last dispatch " + FormatAge(age) + " ago (interval " + interval + ", repo " + a.repo +
                    ")",
                details);
 }
@@ -518,7 +509,7 @@ DoctorCheck CheckWedgedQueue(JobQueue& queue, const Lane& lane, const DoctorOpti
       {"last_finished_ms", std::to_string(last_finished)},
       {"wedge_time_ms", std::to_string(options.wedge_time.count())}};
   const std::string finished =
-      last_finished > 0 ? "last finished " + Age(lane.now_ms - last_finished) + " ago"
+      last_finished > 0 ? "last finished " + FormatAge(lane.now_ms - last_finished) + " ago"
                         : "nothing finished yet";
   if (s.waiting == 0) return Check(name, CheckLevel::kOk, "nothing waiting; " + finished, details);
   if (s.active > 0) {
@@ -536,13 +527,13 @@ DoctorCheck CheckWedgedQueue(JobQueue& queue, const Lane& lane, const DoctorOpti
   if (stuck >= options.wedge_time.count()) {
     return Check(name, CheckLevel::kFail,
                  "queue " + lane.queue + " is wedged: " + Count(s.waiting, "job") +
-                     " waiting, none active, nothing finished for " + Age(stuck) +
+                     " waiting, none active, nothing finished for " + FormatAge(stuck) +
                      " (--wedge-time " + FormatDuration(options.wedge_time) +
                      "); see worker_owner and the worker's logs",
                  details);
   }
   return Check(name, CheckLevel::kOk,
-               std::to_string(s.waiting) + " waiting, none active for " + Age(stuck) +
+               std::to_string(s.waiting) + " waiting, none active for " + FormatAge(stuck) +
                    ", under --wedge-time " + FormatDuration(options.wedge_time) + "; " + finished,
                details);
 }

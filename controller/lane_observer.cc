@@ -19,15 +19,6 @@ LaneCondition Condition(std::string type, std::string status, std::string reason
   return LaneCondition{std::move(type), std::move(status), std::move(reason), std::move(message)};
 }
 
-// "42s", "5m", "3h", "2d", as doctor writes ages.
-std::string Age(int64_t ms) {
-  int64_t s = std::max<int64_t>(ms, 0) / 1000;
-  if (s < 120) return std::to_string(s) + "s";
-  if (s < 120 * 60) return std::to_string(s / 60) + "m";
-  if (s < 48 * 3600) return std::to_string(s / 3600) + "h";
-  return std::to_string(s / 86400) + "d";
-}
-
 LaneCondition SpecValid(const LaneState& lane) {
   if (lane.spec_errors.empty()) {
     return Condition("SpecValid", "True", "Valid", "the spec in " + lane.source + " is valid");
@@ -77,7 +68,7 @@ LaneCondition Degraded(const LaneState& lane, const QueueView& q, int64_t now_ms
     if (r.started_ms > 0 && now_ms - r.started_ms >= kRoleRestartLoopWindow.count()) continue;
     std::string m = "role " + r.role + " was restarted " + std::to_string(r.restarts) +
                     " times by the controller";
-    if (r.started_ms > 0) m += ", the last " + Age(now_ms - r.started_ms) + " ago";
+    if (r.started_ms > 0) m += ", the last " + FormatAge(now_ms - r.started_ms) + " ago";
     if (!r.last_exit.empty()) m += " (last exit: " + r.last_exit + ")";
     causes.emplace_back("RoleRestarting", m);
   }

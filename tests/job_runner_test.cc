@@ -24,9 +24,8 @@ using testing::Eventually;
 using testing::RedisServer;
 using testing::RedisServerOptions;
 
-constexpr char kQueue[] = "runner";
+constexpr char kRunnerQueue[] = "runner";
 
-std::string Helper(const std::string& name) { return std::string(LK_TEST_HELPER_DIR) + "/" + name; }
 
 // A JobRunner on its own thread; stopped (and its exit code kept) on Stop or destruction.
 class RunningWorker {
@@ -55,7 +54,7 @@ class JobRunnerTest : public ::testing::Test {
     auto server = RedisServer::Start(options);
     ASSERT_TRUE(server.ok()) << server.status().message();
     redis_ = std::move(server).value();
-    auto queue = OpenJobQueue(redis_->url(), kQueue);
+    auto queue = OpenJobQueue(redis_->url(), kRunnerQueue);
     ASSERT_TRUE(queue.ok()) << queue.status().message();
     queue_ = std::move(queue).value();
   }
@@ -64,7 +63,7 @@ class JobRunnerTest : public ::testing::Test {
   JobRunnerOptions Options(int concurrency) {
     JobRunnerOptions o;
     o.redis_url = redis_->url();
-    o.queue = kQueue;
+    o.queue = kRunnerQueue;
     o.concurrency = concurrency;
     return o;
   }
@@ -178,7 +177,7 @@ TEST_F(JobRunnerTest, OutcomesOfJobsThatFinishWhileRedisIsDownAreRecordedWhenItI
   // The job finishes while Redis is away; its outcome waits in the worker.
   std::this_thread::sleep_for(2500ms);
   ASSERT_TRUE(redis_->Restart().ok());
-  auto queue = OpenJobQueue(redis_->url(), kQueue);
+  auto queue = OpenJobQueue(redis_->url(), kRunnerQueue);
   ASSERT_TRUE(queue.ok());
   queue_ = std::move(queue).value();
   ASSERT_TRUE(Reaches(id, JobState::kCompleted, 30s));
@@ -231,7 +230,7 @@ TEST_F(JobRunnerTest, AStopInTheMiddleOfAFastDrainLosesNoJobAndRunsNoneTwice) {
   EXPECT_EQ(stats->active, 0);
   EXPECT_EQ(stats->dead, 0);
   EXPECT_EQ(stats->waiting + stats->completed, kJobs);
-  auto claims = queue_->connection().Command({"KEYS", JobQueue::KeyPrefix(kQueue) + "claim:*"});
+  auto claims = queue_->connection().Command({"KEYS", JobQueue::KeyPrefix(kRunnerQueue) + "claim:*"});
   ASSERT_TRUE(claims.ok());
   EXPECT_TRUE(claims->elements.empty());
   auto completed = queue_->List(JobState::kCompleted, kJobs);
@@ -248,7 +247,7 @@ TEST_F(JobRunnerTest, ARunningWorkerIsListedInTheRegistryUntilItStops) {
   std::vector<WorkerInfo> live;
   ASSERT_TRUE(Eventually(
       [&] {
-        auto r = ListLiveWorkers(queue_->connection(), kQueue, Millis(10'000));
+        auto r = ListLiveWorkers(queue_->connection(), kRunnerQueue, Millis(10'000));
         if (r.ok()) live = *r;
         return live.size() == 1;
       },
@@ -257,7 +256,7 @@ TEST_F(JobRunnerTest, ARunningWorkerIsListedInTheRegistryUntilItStops) {
   EXPECT_EQ(live[0].concurrency, 3);
   EXPECT_GT(live[0].rss_mb, 0);
   worker.Stop();
-  auto after = ListLiveWorkers(queue_->connection(), kQueue, Millis(10'000));
+  auto after = ListLiveWorkers(queue_->connection(), kRunnerQueue, Millis(10'000));
   ASSERT_TRUE(after.ok());
   EXPECT_TRUE(after->empty());
 }
@@ -270,7 +269,7 @@ TEST_F(JobRunnerTest, AStopRequestedBeforeRunMakesItReturnZero) {
 
 TEST(JobRunnerProcessTree, RssOfAProcessTreeCountsItsDescendants) {
   int64_t before = RssOfProcessTree(getpid());
-  ChildProcess hog({Helper("hold_memory"), "128", "30000"});
+  ChildProcess hog({testing::TestHelperBinary("hold_memory"), "128", "30000"});
   EXPECT_TRUE(Eventually([&] { return RssOfProcessTree(getpid()) - before > 100LL * 1024 * 1024; },
                          30s));
   EXPECT_GT(RssOfProcessTree(hog.pid()), 100LL * 1024 * 1024);

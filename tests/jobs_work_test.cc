@@ -26,9 +26,8 @@ using testing::ProcessAlive;
 using testing::RedisServer;
 using testing::RunLanekeeper;
 
-constexpr char kQueue[] = "work";
+constexpr char kWorkQueue[] = "work";
 
-std::string Helper(const std::string& name) { return std::string(LK_TEST_HELPER_DIR) + "/" + name; }
 
 class JobsWork : public ::testing::Test {
  protected:
@@ -36,7 +35,7 @@ class JobsWork : public ::testing::Test {
     auto server = RedisServer::Start();
     ASSERT_TRUE(server.ok()) << server.status().message();
     redis_ = std::move(server).value();
-    auto queue = OpenJobQueue(redis_->url(), kQueue);
+    auto queue = OpenJobQueue(redis_->url(), kWorkQueue);
     ASSERT_TRUE(queue.ok()) << queue.status().message();
     queue_ = std::move(queue).value();
     char tmpl[] = "/tmp/lk-jobs-work-XXXXXX";
@@ -50,7 +49,7 @@ class JobsWork : public ::testing::Test {
 
   std::unique_ptr<ChildProcess> StartWorker(const std::vector<std::string>& flags) {
     std::vector<std::string> argv = {LanekeeperBinary(), "jobs",  "work",  "--redis",
-                                     redis_->url(),      "--queue", kQueue};
+                                     redis_->url(),      "--queue", kWorkQueue};
     argv.insert(argv.end(), flags.begin(), flags.end());
     return std::make_unique<ChildProcess>(argv);
   }
@@ -105,7 +104,7 @@ TEST_F(JobsWork, AJobOfASigkilledWorkerIsReclaimedAfterItsLeaseAndCompletedByThe
 }
 
 TEST_F(JobsWork, OverMaxRssItDrainsLetsTheRunningJobFinishAndExits12) {
-  std::string handlers = WriteHandlers("handlers:\n  hog:\n    command: [" + Helper("hold_memory") +
+  std::string handlers = WriteHandlers("handlers:\n  hog:\n    command: [" + testing::TestHelperBinary("hold_memory") +
                                        ", '300', '2500']\n");
   std::string id = Submit("hog");
   std::string queued = Submit("noop");  // behind the hog: must still be waiting afterwards
@@ -176,7 +175,7 @@ std::pair<pid_t, pid_t> ReadPids(const std::string& path) {
 
 TEST_F(JobsWork, ACommandPastItsTimeoutFailsAndItsWholeProcessGroupIsGone) {
   std::string pidfile = dir_ + "/pids";
-  std::string handlers = WriteHandlers("handlers:\n  slow:\n    command: [" + Helper("spawn_grandchild") +
+  std::string handlers = WriteHandlers("handlers:\n  slow:\n    command: [" + testing::TestHelperBinary("spawn_grandchild") +
                                        ", " + pidfile + ", '60000']\n    timeout: 1s\n    maxAttempts: 1\n");
   std::string id = Submit("slow");
   auto worker = StartWorker({"--concurrency", "1", "--max-rss", "0", "--handlers", handlers});
@@ -192,7 +191,7 @@ TEST_F(JobsWork, ACommandPastItsTimeoutFailsAndItsWholeProcessGroupIsGone) {
 TEST_F(JobsWork, ACommandThatSucceedsLeavesNoStrayProcessesBehind) {
   std::string pidfile = dir_ + "/pids";
   std::string handlers = WriteHandlers("handlers:\n  quick:\n    command: [" +
-                                       Helper("spawn_grandchild") + ", " + pidfile + ", '0']\n");
+                                       testing::TestHelperBinary("spawn_grandchild") + ", " + pidfile + ", '0']\n");
   std::string id = Submit("quick");
   auto worker = StartWorker({"--concurrency", "1", "--max-rss", "0", "--handlers", handlers});
   ASSERT_TRUE(Reaches(id, JobState::kCompleted, 30s)) << worker->Stderr();
@@ -235,7 +234,7 @@ TEST_F(JobsWork, HandlersFileErrorsNameFileLineColumnAndField) {
     command: [python3, embed.py]
     timeout: 10x
 )");
-  auto r = RunLanekeeper({"jobs", "work", "--redis", redis_->url(), "--queue", kQueue,
+  auto r = RunLanekeeper({"jobs", "work", "--redis", redis_->url(), "--queue", kWorkQueue,
                           "--concurrency", "1", "--max-rss", "0", "--handlers", handlers});
   EXPECT_EQ(r.exit_code, kExitUsage);
   EXPECT_NE(r.err.find(handlers + ":4:14: handlers.embed.timeout: bad duration '10x': expected"),
@@ -244,7 +243,7 @@ TEST_F(JobsWork, HandlersFileErrorsNameFileLineColumnAndField) {
 }
 
 TEST_F(JobsWork, MaxRssUnder256IsRejectedAsAUnitMixUp) {
-  auto r = RunLanekeeper({"jobs", "work", "--redis", redis_->url(), "--queue", kQueue,
+  auto r = RunLanekeeper({"jobs", "work", "--redis", redis_->url(), "--queue", kWorkQueue,
                           "--concurrency", "1", "--max-rss", "100"});
   EXPECT_EQ(r.exit_code, kExitUsage);
   EXPECT_NE(r.err.find("--max-rss 100 looks like a GB/MB mix-up: the value is in MB; use 0 to "
@@ -262,7 +261,7 @@ TEST_F(JobsWork, ConcurrencyBelowOneIsRejected) {
 }
 
 TEST_F(JobsWork, AWorkerWhoseEpochIsNoLongerCurrentDrainsAndExits13) {
-  std::string epoch_key = JobQueue::KeyPrefix(kQueue) + "epoch";
+  std::string epoch_key = JobQueue::KeyPrefix(kWorkQueue) + "epoch";
   ASSERT_TRUE(queue_->connection().Command({"SET", epoch_key, "5"}).ok());
   auto worker = StartWorker({"--concurrency", "1", "--max-rss", "0", "--epoch", "5"});
   std::string first = Submit("noop");

@@ -24,11 +24,6 @@ constexpr size_t kOutputTail = 2048;
 // U+FFFD instead of an exception.
 std::string Dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
-std::string TrimRight(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 std::string LastBytes(const std::string& s, size_t n) {
   return s.size() <= n ? s : s.substr(s.size() - n);
 }
@@ -135,7 +130,7 @@ HandlerOutcome AutopilotCycleHandler::Run(const JobContext& ctx) {
                         : run->term_signal != 0
                             ? "killed by signal " + std::to_string(run->term_signal)
                             : "exit code " + std::to_string(run->exit_code);
-    std::string tail = TrimRight(std::move(run->stderr_tail));
+    std::string tail = TrimOutputTail(std::move(run->stderr_tail));
     if (!tail.empty()) error += ": " + tail;
     return {false, result(), failed + error};
   }

@@ -1,5 +1,6 @@
 #include "worker/duration.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
 
@@ -35,6 +36,15 @@ std::string FormatDuration(Millis d) {
   if (ms != 0 && ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";
   if (ms != 0 && ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
   return std::to_string(ms) + "ms";
+}
+
+std::string FormatAge(int64_t ms) {
+  constexpr int64_t kDay = 86'400'000;
+  ms = std::max<int64_t>(ms, 0);
+  if (ms < 60'000) return std::to_string(ms / 1000) + "s";
+  if (ms < 3'600'000) return std::to_string(ms / 60'000) + "m";
+  if (ms < 2 * kDay) return std::to_string(ms / 3'600'000) + "h";
+  return std::to_string(ms / kDay) + "d";
 }
 
 int64_t NowUnixMillis() {

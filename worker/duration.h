@@ -22,6 +22,10 @@ StatusOr<Millis> ParseDuration(std::string_view text);
 // The shortest exact rendering: 1500ms, 30s, 5m, 2h.
 std::string FormatDuration(Millis d);
 
+// An age as people say it, rounded down to its largest unit: "42s", "5m", "3h", "2d"
+// (seconds below a minute, minutes below an hour, hours below two days). Negative is 0s.
+std::string FormatAge(int64_t ms);
+
 // Milliseconds since the Unix epoch, from the system clock.
 int64_t NowUnixMillis();
 

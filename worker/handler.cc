@@ -90,11 +90,6 @@ class FailHandler : public Handler {
   }
 };
 
-std::string TrimRight(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 }  // namespace
 
 HandlerSet BuiltinHandlers() {
@@ -122,7 +117,7 @@ HandlerOutcome CommandHandler::Run(const JobContext& ctx) {
   if (run->exit_code == 0) return {true, std::move(run->stdout_tail), ""};
   std::string error = run->term_signal != 0 ? "killed by signal " + std::to_string(run->term_signal)
                                             : "exit code " + std::to_string(run->exit_code);
-  std::string tail = TrimRight(std::move(run->stderr_tail));
+  std::string tail = TrimOutputTail(std::move(run->stderr_tail));
   if (!tail.empty()) error += ": " + tail;
   return {false, "", error};
 }

@@ -255,6 +255,13 @@ StatusOr<GroupCommandResult> RunInProcessGroup(const GroupCommand& command) {
   return result;
 }
 
+std::string TrimOutputTail(std::string tail) {
+  while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r' || tail.back() == ' ')) {
+    tail.pop_back();
+  }
+  return tail;
+}
+
 int64_t RssOfProcessTree(pid_t root) {
   std::unordered_multimap<pid_t, pid_t> children;
   if (DIR* d = ::opendir("/proc")) {

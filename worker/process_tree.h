@@ -50,6 +50,9 @@ struct GroupCommandResult {
 // InvalidArgument when the command cannot be started (not found, not executable).
 StatusOr<GroupCommandResult> RunInProcessGroup(const GroupCommand& command);
 
+// An output tail without its trailing newlines and spaces: how it reads in an error.
+std::string TrimOutputTail(std::string tail);
+
 // Resident memory, in bytes, of pid and all of its live descendants (from /proc/*/stat
 // parents and /proc/<pid>/statm). 0 when pid does not exist.
 int64_t RssOfProcessTree(pid_t pid);

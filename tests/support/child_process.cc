@@ -34,6 +34,9 @@ int DecodeStatus(int status) {
 }  // namespace
 
 std::string LanekeeperBinary() { return LANEKEEPER_BIN; }
+std::string TestHelperBinary(const std::string& name) {
+  return std::string(LK_TEST_HELPER_DIR) + "/" + name;
+}
 
 ChildProcess::ChildProcess(std::vector<std::string> argv, std::vector<std::string> env) {
   char tmpl[] = "/tmp/lk-child-XXXXXX";

@@ -14,6 +14,8 @@ namespace lk::testing {
 
 // The lanekeeper binary under test (set by CMake).
 std::string LanekeeperBinary();
+// A helper program of tests/helpers/ (hold_memory, spawn_grandchild...), by name.
+std::string TestHelperBinary(const std::string& name);
 
 struct CommandResult {
   int exit_code = -1;  // -1: killed by a signal or timed out
