@@ -6,6 +6,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <memory>
 #include <thread>
 
 #include "tests/support/child_process.h"
@@ -274,6 +276,37 @@ TEST(JobRunnerProcessTree, RssOfAProcessTreeCountsItsDescendants) {
                          30s));
   EXPECT_GT(RssOfProcessTree(hog.pid()), 100LL * 1024 * 1024);
   EXPECT_EQ(RssOfProcessTree(999'999'999), 0);
+}
+
+// Both ways of finding descendants count the same tree: a grandchild (through a shell)
+// and a child forked by another thread than the main one, whose parent in the children
+// lists is that thread.
+TEST(JobRunnerProcessTree, BothWalksCountGrandchildrenAndChildrenOfOtherThreads) {
+  const int64_t mib = 1024 * 1024;
+  int64_t before = RssOfProcessTree(getpid(), ProcessWalk::kScanProc);
+  ChildProcess shell({"/bin/sh", "-c", testing::TestHelperBinary("hold_memory") + " 96 30000 & wait"});
+  std::unique_ptr<ChildProcess> from_thread;
+  std::thread([&] {
+    from_thread = std::make_unique<ChildProcess>(
+        std::vector<std::string>{testing::TestHelperBinary("hold_memory"), "64", "30000"});
+  }).join();
+  ASSERT_TRUE(Eventually([&] {
+    return RssOfProcessTree(getpid(), ProcessWalk::kScanProc) - before > 150 * mib;
+  }, 30s));
+  // Whichever walk this kernel gets counts the whole tree.
+  EXPECT_GT(RssOfProcessTree(getpid()) - before, 150 * mib);
+  // The lists exist on Debian's kernels; where they do, both walks agree.
+  std::string lists = "/proc/self/task/" + std::to_string(::gettid()) + "/children";
+  if (::access(lists.c_str(), R_OK) == 0) {
+    int64_t walked = RssOfProcessTree(getpid(), ProcessWalk::kChildrenLists);
+    int64_t scanned = RssOfProcessTree(getpid(), ProcessWalk::kScanProc);
+    EXPECT_GT(walked - before, 150 * mib);
+    EXPECT_LT(std::abs(walked - scanned), 16 * mib) << walked << " vs " << scanned;
+  }
+  EXPECT_GT(RssOfProcessTree(shell.pid()), 90 * mib) << "the shell's child is in its tree";
+  EXPECT_GT(RssOfProcessTree(from_thread->pid()), 60 * mib);
+  EXPECT_EQ(RssOfProcessTree(999'999'999, ProcessWalk::kChildrenLists), 0);
+  EXPECT_EQ(RssOfProcessTree(999'999'999, ProcessWalk::kScanProc), 0);
 }
 
 TEST(JobRunnerProcessTree, ACommandStoppedThroughItsStopFdEndsPromptly) {

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <unordered_map>
+#include <unordered_set>
 
 extern char** environ;
 
@@ -262,32 +263,82 @@ std::string TrimOutputTail(std::string tail) {
   return tail;
 }
 
-int64_t RssOfProcessTree(pid_t root) {
-  std::unordered_multimap<pid_t, pid_t> children;
-  if (DIR* d = ::opendir("/proc")) {
-    while (dirent* e = ::readdir(d)) {
-      pid_t p = static_cast<pid_t>(std::atoi(e->d_name));
-      if (p <= 0) continue;
-      std::string stat = ReadSmallFile(std::string("/proc/") + e->d_name + "/stat");
-      // The command name may contain spaces and parentheses; fields resume after the last ')'.
-      auto close_paren = stat.rfind(')');
-      if (close_paren == std::string::npos || close_paren + 4 >= stat.size()) continue;
-      pid_t ppid = static_cast<pid_t>(std::atoi(stat.c_str() + close_paren + 4));
-      children.emplace(ppid, p);
+namespace {
+
+// Whether this kernel lists each task's children in /proc/PID/task/TID/children
+// (CONFIG_PROC_CHILDREN, on in Debian's and most distributions' kernels).
+bool KernelListsChildren() {
+  static const bool listed =
+      ::access(("/proc/self/task/" + std::to_string(::gettid()) + "/children").c_str(), R_OK) == 0;
+  return listed;
+}
+
+// Appends the children of pid: each of its threads lists those it forked. A process
+// forking while this reads may be missed once; the next sample sees it.
+void AppendChildren(pid_t pid, std::vector<pid_t>& out) {
+  std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = ::opendir(tasks.c_str());
+  if (!d) return;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::string list = ReadSmallFile(tasks + "/" + e->d_name + "/children");
+    const char* c = list.c_str();
+    char* end;
+    for (long child = std::strtol(c, &end, 10); end != c; child = std::strtol(c, &end, 10)) {
+      out.push_back(static_cast<pid_t>(child));
+      c = end;
     }
-    ::closedir(d);
   }
+  ::closedir(d);
+}
+
+// The children of every process, from each one's parent in /proc/*/stat: one read per
+// process on the host, for kernels without the children lists.
+std::unordered_multimap<pid_t, pid_t> ScanChildren() {
+  std::unordered_multimap<pid_t, pid_t> children;
+  DIR* d = ::opendir("/proc");
+  if (!d) return children;
+  while (dirent* e = ::readdir(d)) {
+    pid_t p = static_cast<pid_t>(std::atoi(e->d_name));
+    if (p <= 0) continue;
+    std::string stat = ReadSmallFile(std::string("/proc/") + e->d_name + "/stat");
+    // The command name may contain spaces and parentheses; fields resume after the last ')'.
+    auto close_paren = stat.rfind(')');
+    if (close_paren == std::string::npos || close_paren + 4 >= stat.size()) continue;
+    pid_t ppid = static_cast<pid_t>(std::atoi(stat.c_str() + close_paren + 4));
+    children.emplace(ppid, p);
+  }
+  ::closedir(d);
+  return children;
+}
+
+}  // namespace
+
+int64_t RssOfProcessTree(pid_t root, ProcessWalk how) {
+  // Supervisors sample every 250 ms and workers every heartbeat, one of each per lane:
+  // walking down from root reads a few files, where scanning /proc reads one per process
+  // on the host.
+  const bool walk = how == ProcessWalk::kChildrenLists ||
+                    (how == ProcessWalk::kAuto && KernelListsChildren());
+  std::unordered_multimap<pid_t, pid_t> scanned;
+  if (!walk) scanned = ScanChildren();
   static const int64_t page = ::sysconf(_SC_PAGESIZE);
   int64_t total = 0;
   std::vector<pid_t> todo = {root};
+  std::unordered_set<pid_t> seen;
   while (!todo.empty()) {
     pid_t p = todo.back();
     todo.pop_back();
+    if (!seen.insert(p).second) continue;  // a pid reused mid-walk must not loop
     std::string statm = ReadSmallFile("/proc/" + std::to_string(p) + "/statm");
     auto space = statm.find(' ');
     if (space != std::string::npos) total += std::atoll(statm.c_str() + space + 1) * page;
-    auto [b, e] = children.equal_range(p);
-    for (auto it = b; it != e; ++it) todo.push_back(it->second);
+    if (walk) {
+      AppendChildren(p, todo);
+    } else {
+      auto [b, e] = scanned.equal_range(p);
+      for (auto it = b; it != e; ++it) todo.push_back(it->second);
+    }
   }
   return total;
 }

@@ -53,8 +53,13 @@ StatusOr<GroupCommandResult> RunInProcessGroup(const GroupCommand& command);
 // An output tail without its trailing newlines and spaces: how it reads in an error.
 std::string TrimOutputTail(std::string tail);
 
-// Resident memory, in bytes, of pid and all of its live descendants (from /proc/*/stat
-// parents and /proc/<pid>/statm). 0 when pid does not exist.
-int64_t RssOfProcessTree(pid_t pid);
+// How RssOfProcessTree finds descendants: down the /proc/<pid>/task/*/children lists
+// (a few reads), or from every process's parent in /proc/*/stat (one read per process on
+// the host). kAuto walks the lists when the kernel has them (CONFIG_PROC_CHILDREN).
+enum class ProcessWalk { kAuto, kChildrenLists, kScanProc };
+
+// Resident memory, in bytes, of pid and all of its live descendants (/proc/<pid>/statm of
+// each). 0 when pid does not exist.
+int64_t RssOfProcessTree(pid_t pid, ProcessWalk walk = ProcessWalk::kAuto);
 
 }  // namespace lk
