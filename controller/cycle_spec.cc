@@ -69,12 +69,9 @@ StatusOr<CycleStep> ParseStep(const YAML::Node& node, const std::string& path, c
 StatusOr<std::vector<CycleStep>> ParseCycleSpec(std::string_view text,
                                                 const std::string& source_name) {
   ErrorAt err(source_name);
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(text));
-  } catch (const YAML::Exception& e) {
-    return err(e.mark, "", "invalid YAML: " + e.msg);
-  }
+  auto loaded = LoadOneDocument(std::string(text), err);
+  if (!loaded.ok()) return loaded.status();
+  const YAML::Node root = *loaded;
   if (!root.IsMap()) {
     return err(root.Mark(), "", std::string("expected a map with 'steps:', got ") + KindName(root));
   }

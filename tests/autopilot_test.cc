@@ -112,6 +112,12 @@ TEST(AutopilotCycleSpec, BadValuesAndMissingFieldsNameWhereTheyAre) {
   ASSERT_FALSE(top.ok());
   EXPECT_EQ(top.status().message(), "c.yaml:1:1: stepz: unknown field (expected steps)");
 
+  auto two = ParseCycleSpec("steps: []\n---\nsteps:\n  - {name: a, command: [x]}\n", "c.yaml");
+  ASSERT_FALSE(two.ok());
+  EXPECT_EQ(two.status().message(),
+            "c.yaml:3:1: a second YAML document: this file holds one (remove the '---' and merge "
+            "them)");
+
   auto broken = ParseCycleSpec("steps: [\n", "c.yaml");
   ASSERT_FALSE(broken.ok());
   EXPECT_EQ(broken.status().message().rfind("c.yaml:", 0), 0u);

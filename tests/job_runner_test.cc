@@ -402,6 +402,8 @@ TEST(JobRunnerHandlersFile, ErrorsNameFileLineColumnAndFieldPath) {
        "handlers.yaml:4:18: handlers.embed.maxAttempts: expected a whole number >= 1"},
       {"handler:\n  embed: {}\n", "handlers.yaml:1:1: handler: unknown field"},
       {"handlers:\n  embed: [\n", "handlers.yaml:3:1: invalid YAML"},
+      {"handlers:\n  embed: {command: [a]}\n---\nhandlers:\n  more: {command: [b]}\n",
+       "handlers.yaml:4:1: a second YAML document: this file holds one"},
   };
   for (const Case& c : cases) {
     auto r = ParseHandlerConfig(c.yaml, "handlers.yaml");
@@ -409,6 +411,14 @@ TEST(JobRunnerHandlersFile, ErrorsNameFileLineColumnAndFieldPath) {
     EXPECT_EQ(r.status().message().rfind(c.error, 0), 0u)
         << "got: " << r.status().message() << "\nwant prefix: " << c.error;
   }
+}
+
+TEST(JobRunnerHandlersFile, EmptyDocumentsAroundTheOneDocumentAreFine) {
+  auto r = ParseHandlerConfig("# handlers of the kb lane\n---\nhandlers:\n  a: {command: [x]}\n---\n",
+                              "handlers.yaml");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_EQ((*r)[0].name, "a");
 }
 
 TEST(JobRunnerHandlersFile, AnUnreadableFileIsAnErrorNamingIt) {

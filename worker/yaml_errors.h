@@ -6,6 +6,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <string>
+#include <vector>
 
 #include "worker/status.h"
 
@@ -26,6 +27,26 @@ class ErrorAt {
  private:
   const std::string& source_;
 };
+
+// The one YAML document of a config file. A second document with content (after `---`)
+// is an error at its first line, not silently ignored as YAML::Load would; so is invalid
+// YAML. Empty documents (a stray `---`, only comments) do not count; none at all is a null
+// node.
+inline StatusOr<YAML::Node> LoadOneDocument(const std::string& text, const ErrorAt& err) {
+  std::vector<YAML::Node> docs;
+  try {
+    for (YAML::Node& doc : YAML::LoadAll(text)) {
+      if (!doc.IsNull()) docs.push_back(doc);
+    }
+  } catch (const YAML::Exception& e) {
+    return err(e.mark, "", "invalid YAML: " + e.msg);
+  }
+  if (docs.size() > 1) {
+    return err(docs[1].Mark(), "",
+               "a second YAML document: this file holds one (remove the '---' and merge them)");
+  }
+  return docs.empty() ? YAML::Node() : docs[0];
+}
 
 // "a map", "a list", "a scalar" or "nothing", for "expected X, got Y" messages.
 inline const char* KindName(const YAML::Node& n) {
