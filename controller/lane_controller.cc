@@ -472,26 +472,22 @@ void LaneController::Impl::ReadSpecs() {
   };
   std::stable_sort(candidates.begin(), candidates.end(),
                    [&](const Candidate& a, const Candidate& b) { return running(a) > running(b); });
-  std::vector<LaneSpec> accepted;
+  LaneSetChecker accepted(o_.default_redis_url);
   std::map<std::string, Candidate> decided;
   for (auto& c : candidates) {
-    accepted.push_back(c.spec);
-    std::vector<SpecError> errs = ValidateLaneSet(accepted, o_.default_redis_url);
+    std::vector<SpecError> errs = accepted.Check(c.spec);
     if (errs.empty()) {
+      accepted.Add(c.spec);
       decided[c.spec.name] = c;
       continue;
     }
-    accepted.pop_back();
     for (const auto& e : errs) errors_.push_back(e);
     auto it = lanes_.find(c.spec.name);
     if (it != lanes_.end() && it->second.has_spec && it->second.desired && !c.running_spec) {
       // An edit that conflicts: keep the last good spec if it still fits.
-      accepted.push_back(it->second.spec);
-      if (ValidateLaneSet(accepted, o_.default_redis_url).empty()) {
-        Candidate keep{it->second.spec, true, errs};
-        decided[c.spec.name] = keep;
-      } else {
-        accepted.pop_back();
+      if (accepted.Check(it->second.spec).empty()) {
+        accepted.Add(it->second.spec);
+        decided[c.spec.name] = Candidate{it->second.spec, true, errs};
       }
     }
   }

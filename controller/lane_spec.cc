@@ -1177,36 +1177,57 @@ ParsedLanes LoadLaneSpecs(const std::string& path) {
   return out;
 }
 
+namespace {
+
+std::string Where(const LaneSpec& l, SpecMark m) {
+  return m.line > 0 ? l.source + ":" + std::to_string(m.line) + ":" + std::to_string(m.column)
+                    : l.source;
+}
+
+}  // namespace
+
+std::string LaneSetChecker::QueueKey(const LaneSpec& l, std::string* server) const {
+  // The endpoint without user and password, and localhost is 127.0.0.1.
+  std::string url = l.redis_url.empty() ? default_redis_url_ : l.redis_url;
+  *server = Escape(RedactUrl(url), 200);
+  if (auto ep = ParseRedisUrl(url); ep.ok()) {
+    ep->username.clear();
+    ep->password.clear();
+    if (ep->host == "localhost") ep->host = "127.0.0.1";
+    *server = Escape(ep->Redacted(), 200);
+  }
+  return *server + " " + l.queue;
+}
+
+std::vector<SpecError> LaneSetChecker::Check(const LaneSpec& l) const {
+  std::vector<SpecError> errors;
+  if (auto it = by_name_.find(l.namespace_name + "/" + l.name); it != by_name_.end()) {
+    errors.push_back({l.source, l.name_mark.line, l.name_mark.column, "metadata.name",
+                      "lane " + Quote(l.name) + " is already defined at " + it->second.where});
+  }
+  std::string server;
+  if (auto it = by_queue_.find(QueueKey(l, &server)); it != by_queue_.end()) {
+    errors.push_back({l.source, l.queue_mark.line, l.queue_mark.column, "spec.queue",
+                      "lane " + Quote(it->second.name) + " (" + it->second.where +
+                          ") already uses queue " + Quote(l.queue) + " on " + server +
+                          ": a queue has exactly one lane"});
+  }
+  return errors;
+}
+
+void LaneSetChecker::Add(const LaneSpec& l) {
+  std::string server;
+  by_name_.emplace(l.namespace_name + "/" + l.name, Earlier{l.name, Where(l, l.name_mark)});
+  by_queue_.emplace(QueueKey(l, &server), Earlier{l.name, Where(l, l.queue_mark)});
+}
+
 std::vector<SpecError> ValidateLaneSet(const std::vector<LaneSpec>& lanes,
                                        const std::string& default_redis_url) {
-  auto where = [](const LaneSpec& l, SpecMark m) {
-    return m.line > 0 ? l.source + ":" + std::to_string(m.line) + ":" + std::to_string(m.column)
-                      : l.source;
-  };
+  LaneSetChecker checker(default_redis_url);
   std::vector<SpecError> errors;
-  std::map<std::string, const LaneSpec*> by_name, by_queue;
   for (const auto& l : lanes) {
-    if (auto [it, fresh] = by_name.emplace(l.namespace_name + "/" + l.name, &l); !fresh) {
-      errors.push_back({l.source, l.name_mark.line, l.name_mark.column, "metadata.name",
-                        "lane " + Quote(l.name) + " is already defined at " +
-                            where(*it->second, it->second->name_mark)});
-    }
-    // Two spellings of one server must meet: the key is the endpoint without user and
-    // password, and localhost is 127.0.0.1.
-    std::string url = l.redis_url.empty() ? default_redis_url : l.redis_url;
-    std::string server = Escape(RedactUrl(url), 200);
-    if (auto ep = ParseRedisUrl(url); ep.ok()) {
-      ep->username.clear();
-      ep->password.clear();
-      if (ep->host == "localhost") ep->host = "127.0.0.1";
-      server = Escape(ep->Redacted(), 200);
-    }
-    if (auto [it, fresh] = by_queue.emplace(server + " " + l.queue, &l); !fresh) {
-      errors.push_back({l.source, l.queue_mark.line, l.queue_mark.column, "spec.queue",
-                        "lane " + Quote(it->second->name) + " (" +
-                            where(*it->second, it->second->queue_mark) + ") already uses queue " +
-                            Quote(l.queue) + " on " + server + ": a queue has exactly one lane"});
-    }
+    for (auto& e : checker.Check(l)) errors.push_back(std::move(e));
+    checker.Add(l);
   }
   return errors;
 }

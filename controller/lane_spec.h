@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -135,6 +136,31 @@ std::vector<std::string> ListLaneSpecFiles(const std::string& dir,
 // and names where the earlier one is.
 std::vector<SpecError> ValidateLaneSet(const std::vector<LaneSpec>& lanes,
                                        const std::string& default_redis_url);
+
+// The same rules, one lane at a time, for a caller that decides lane by lane which to keep
+// (the controller): Check a lane against those added so far, Add the ones kept. Linear in
+// the lanes, where validating the growing set again for each would be quadratic.
+class LaneSetChecker {
+ public:
+  explicit LaneSetChecker(std::string default_redis_url)
+      : default_redis_url_(std::move(default_redis_url)) {}
+
+  // What lane would break; empty when it fits beside the lanes added so far.
+  std::vector<SpecError> Check(const LaneSpec& lane) const;
+  // Adds lane. Where it conflicts, the lane added first stays the one errors point at.
+  void Add(const LaneSpec& lane);
+
+ private:
+  struct Earlier {
+    std::string name;
+    std::string where;  // file:line:column of its metadata.name or spec.queue
+  };
+  // "<server without credentials> <queue>": two spellings of one server meet.
+  std::string QueueKey(const LaneSpec& lane, std::string* server) const;
+
+  std::string default_redis_url_;
+  std::map<std::string, Earlier> by_name_, by_queue_;
+};
 
 // "2048Mi", "2Gi" or a plain number of MB ("2048"): up to 9 digits. Returns MB.
 StatusOr<int64_t> ParseMegabytes(std::string_view text);

@@ -533,6 +533,33 @@ TEST_F(LaneSpecDir, ANameIsDefinedOnce) {
                                      a + ":3:18"});
 }
 
+// The controller's way: Check does not add; only the lanes it keeps are Added, so a lane it
+// refused blocks nothing after it.
+TEST_F(LaneSpecDir, TheCheckerAddsOnlyWhatTheCallerKeeps) {
+  std::string a = Write("a.yaml", Lane("alpha", "  queue: jobs\n"));
+  std::string b = Write("b.yaml", Lane("beta", "  queue: jobs\n"));
+  std::string c = Write("c.yaml", Lane("gamma", "  queue: other\n"));
+  ParsedLanes parsed = LoadLaneSpecs(dir_.string());
+  ASSERT_EQ(parsed.lanes.size(), 3u);
+  LaneSetChecker checker("redis://127.0.0.1:6379/0");
+  EXPECT_EQ(Messages(checker.Check(parsed.lanes[0])), std::vector<std::string>{});
+  EXPECT_EQ(Messages(checker.Check(parsed.lanes[0])), std::vector<std::string>{})
+      << "checking twice is not a conflict with itself";
+  checker.Add(parsed.lanes[0]);
+  EXPECT_EQ(Messages(checker.Check(parsed.lanes[1])),
+            std::vector<std::string>{b + ":5:10: spec.queue: lane 'alpha' (" + a +
+                                     ":5:10) already uses queue 'jobs' on "
+                                     "redis://127.0.0.1:6379/0: a queue has exactly one lane"});
+  EXPECT_EQ(Messages(checker.Check(parsed.lanes[2])), std::vector<std::string>{});
+  checker.Add(parsed.lanes[2]);
+  const std::vector<std::string> again = {
+      c + ":3:18: metadata.name: lane 'gamma' is already defined at " + c + ":3:18",
+      c + ":5:10: spec.queue: lane 'gamma' (" + c +
+          ":5:10) already uses queue 'other' on redis://127.0.0.1:6379/0: a queue has exactly "
+          "one lane"};
+  EXPECT_EQ(Messages(checker.Check(parsed.lanes[2])), again);
+}
+
 TEST_F(LaneSpecDir, UnreadablePathsAreErrors) {
   EXPECT_EQ(Messages(LoadLaneSpecs((dir_ / "missing.yaml").string()).errors),
             std::vector<std::string>{(dir_ / "missing.yaml").string() +
