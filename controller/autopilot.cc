@@ -147,6 +147,8 @@ class Autopilot {
 
   void Loop() {
     // Act first, then wait (a `continue` goes to the wait, as in a while loop).
+    // A stop that came while starting up is seen before anything starts.
+    if (WaitSignal(Clock::duration::zero())) return;
     do {
       auto now = Clock::now();
       if (worker_) WatchWorker(now);

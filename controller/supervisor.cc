@@ -154,6 +154,8 @@ class Supervisor {
   void Loop() {
     // Act first, then wait: a new supervisor takes a free lease and starts its worker in
     // its first pass instead of a tick later each (what `apply` waits for).
+    // A stop that came while starting up is seen before anything starts.
+    if (WaitSignal(Clock::duration::zero())) return;
     do {
       auto now = Clock::now();
       if (!lease_->held() && now >= next_acquire_) {
