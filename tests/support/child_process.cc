@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -33,6 +34,14 @@ int DecodeStatus(int status) {
 
 }  // namespace
 
+ForkOrigin ForkOrigin::Here() { return ForkOrigin{::gettid() == ::getpid(), ::getpid()}; }
+
+void ForkOrigin::ApplyInChild() const {
+  if (!main_thread) return;
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) _exit(127);  // the test process died before prctl
+}
+
 std::string LanekeeperBinary() { return LANEKEEPER_BIN; }
 std::string TestHelperBinary(const std::string& name) {
   return std::string(LK_TEST_HELPER_DIR) + "/" + name;
@@ -51,8 +60,10 @@ ChildProcess::ChildProcess(std::vector<std::string> argv, std::vector<std::strin
     if (!overridden) envs.push_back(kv);
   }
   envs.insert(envs.end(), env.begin(), env.end());
+  const ForkOrigin origin = ForkOrigin::Here();
   pid_ = fork();
   if (pid_ == 0) {
+    origin.ApplyInChild();
     int in = open("/dev/null", O_RDONLY);
     int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);

@@ -17,6 +17,17 @@ std::string LanekeeperBinary();
 // A helper program of tests/helpers/ (hold_memory, spawn_grandchild...), by name.
 std::string TestHelperBinary(const std::string& name);
 
+// For a child the test process forks: SIGKILL it when the test process dies (a crash, or
+// ctest's timeout), so nothing it started outlives it. PR_SET_PDEATHSIG fires when the
+// forking *thread* ends, so a child forked by another thread than the main one is left to
+// its owner's destructor. Take the origin before fork(); call Apply in the child.
+struct ForkOrigin {
+  bool main_thread;
+  pid_t parent;
+  static ForkOrigin Here();
+  void ApplyInChild() const;
+};
+
 struct CommandResult {
   int exit_code = -1;  // -1: killed by a signal or timed out
   std::string out;

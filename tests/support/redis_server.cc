@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/child_process.h"
 #include "worker/redis_connection.h"
 
 namespace lk::testing {
@@ -62,8 +63,11 @@ Status RedisServer::Launch() {
   }
   std::istringstream extra(options_.extra_args);
   for (std::string a; extra >> a;) args.push_back(a);
+  // The server dies with the test process, even when that crashes.
+  const ForkOrigin origin = ForkOrigin::Here();
   pid_t pid = fork();
   if (pid == 0) {
+    origin.ApplyInChild();
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
