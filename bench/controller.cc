@@ -52,7 +52,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "controller/owner_lease.h"
+#include "controller/owner/owner_lease.h"
 #include "tests/support/child_process.h"
 #include "tests/support/proc_scan.h"
 #include "tests/support/redis_server.h"
@@ -205,7 +205,7 @@ std::string LaneYaml(const std::string& name, const std::string& queue, int conc
          ", drainTimeout: 10s}\n" + HandlersYaml();
 }
 
-// As `lanekeeper apply` writes (controller/spec_dir.cc): a dot-named temp file in the
+// As `lanekeeper apply` writes (controller/spec/spec_dir.cc): a dot-named temp file in the
 // directory, renamed into place. Returns when rename(2) has returned.
 bool WriteSpec(const std::string& specs, const std::string& name, const std::string& text) {
   std::string tmp = specs + "/." + name + ".yaml.tmp-" + std::to_string(getpid());

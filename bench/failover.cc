@@ -21,8 +21,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "controller/lifecycle_events.h"
-#include "controller/owner_lease.h"
+#include "controller/owner/lifecycle_events.h"
+#include "controller/owner/owner_lease.h"
 #include "tests/support/child_process.h"
 #include "tests/support/redis_server.h"
 #include "worker/job_queue.h"

@@ -3,7 +3,7 @@
 #include <memory>
 
 #include "cmd/commands.h"
-#include "controller/autopilot.h"
+#include "controller/owner/autopilot.h"
 #include "worker/exit_codes.h"
 
 namespace lk::cmd {

@@ -1,6 +1,6 @@
 // `lanekeeper controller --specs DIR [--status-addr 127.0.0.1:8081] [--state-dir D]`:
 // the LaneController (controller/lane_controller.h) with the status server beside it
-// (controller/status_server.h). Flags to options, nothing more.
+// (controller/status/status_server.h). Flags to options, nothing more.
 #include <utility>  // before pplx: boost/asio/awaitable.hpp needs std::exchange
 
 #include <pplx/threadpool.h>
@@ -10,8 +10,8 @@
 
 #include "cmd/commands.h"
 #include "controller/lane_controller.h"
-#include "controller/lane_observer.h"
-#include "controller/status_server.h"
+#include "controller/status/lane_observer.h"
+#include "controller/status/status_server.h"
 #include "worker/exit_codes.h"
 
 namespace lk::cmd {

@@ -1,5 +1,5 @@
 // `lanekeeper doctor [--queue Q] [--json] [--controller URL]`: runs the health checks
-// (controller/doctor.h) and prints one line per check, "name: ok|info|warn|fail  message", or
+// (controller/status/doctor.h) and prints one line per check, "name: ok|info|warn|fail  message", or
 // one JSON object. With --controller it adds `controller` checks: what a running
 // `lanekeeper controller` says about its lanes, read over HTTP from its /readyz and /status
 // (docs/status.md). Exit code: 0 when every check is ok (or info), 1 when the worst is warn,
@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cmd/commands.h"
-#include "controller/doctor.h"
+#include "controller/status/doctor.h"
 #include "worker/exit_codes.h"
 
 namespace lk::cmd {

@@ -9,8 +9,8 @@
 #include <memory>
 
 #include "cmd/commands.h"
-#include "controller/systemd_units.h"
-#include "controller/worker_process.h"
+#include "controller/install/systemd_units.h"
+#include "controller/owner/worker_process.h"
 #include "worker/exit_codes.h"
 #include "worker/redis_connection.h"
 

@@ -8,10 +8,10 @@
 #include <thread>
 
 #include "cmd/commands.h"
-#include "controller/owner_lease.h"
-#include "controller/pid_file.h"
-#include "controller/supervisor.h"
-#include "controller/supervisor_status.h"
+#include "controller/owner/owner_lease.h"
+#include "controller/owner/pid_file.h"
+#include "controller/owner/supervisor.h"
+#include "controller/owner/supervisor_status.h"
 #include "worker/exit_codes.h"
 
 namespace lk::cmd {

@@ -1,5 +1,5 @@
 // `lanekeeper apply -f FILE`, `get [NAME] [-o table|yaml|json]`, `delete NAME`: the specs
-// directory a file-backed controller watches (controller/spec_dir.h). They change files;
+// directory a file-backed controller watches (controller/spec/spec_dir.h). They change files;
 // the controller converges. `get` adds the controller's view (READY, owner) when one
 // answers at --controller.
 #include <cpprest/http_client.h>
@@ -13,7 +13,7 @@
 
 #include "cmd/commands.h"
 #include "controller/lane_controller.h"
-#include "controller/spec_dir.h"
+#include "controller/spec/spec_dir.h"
 #include "worker/exit_codes.h"
 #include "worker/redis_connection.h"
 

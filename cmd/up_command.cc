@@ -1,6 +1,6 @@
 // `lanekeeper up -f FILE [--state-dir D] [--status-addr 127.0.0.1:8081]`: the quick start
 // in one command. Validates FILE, writes its lanes into STATE/specs, starts a private
-// redis-server (controller/private_redis.h) when a lane is on it, runs the controller in
+// redis-server (controller/install/private_redis.h) when a lane is on it, runs the controller in
 // the foreground (RunController, as `controller` does) and, on Ctrl-C or SIGTERM, stops
 // the lanes, then Redis, and exits 0 with nothing left running.
 //
@@ -31,10 +31,10 @@
 
 #include "cmd/commands.h"
 #include "controller/lane_controller.h"
-#include "controller/lane_spec.h"
-#include "controller/pid_file.h"
-#include "controller/private_redis.h"
-#include "controller/spec_dir.h"
+#include "controller/spec/lane_types.h"
+#include "controller/owner/pid_file.h"
+#include "controller/install/private_redis.h"
+#include "controller/spec/spec_dir.h"
 #include "worker/exit_codes.h"
 #include "worker/redis_connection.h"
 

@@ -1,4 +1,4 @@
-// `lanekeeper validate -f FILE|DIR [-f ...]`: checks Lane specs (controller/lane_spec.h)
+// `lanekeeper validate -f FILE|DIR [-f ...]`: checks Lane specs (controller/spec/lane_types.h)
 // without acting on them. Every error goes to stderr, one per line,
 // "file:line:column: field: message", and the exit code is 2; a clean set prints
 // "N lane(s) valid: name (queue Q on REDIS), ..." and exits 0. The rules across lanes see
@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "cmd/commands.h"
-#include "controller/lane_spec.h"
+#include "controller/spec/lane_types.h"
 #include "worker/exit_codes.h"
 #include "worker/redis_connection.h"
 

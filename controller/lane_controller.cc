@@ -22,8 +22,8 @@
 #include <set>
 #include <spdlog/spdlog.h>
 
-#include "controller/role_process.h"
-#include "controller/worker_process.h"
+#include "controller/backend/role_process.h"
+#include "controller/owner/worker_process.h"
 #include "worker/redis_connection.h"
 
 namespace lk {
@@ -83,7 +83,7 @@ std::string HandlersYaml(const std::vector<HandlerSpec>& handlers) {
   return std::string(out.c_str()) + "\n";
 }
 
-// The cycle file `autopilot --cycle` reads (controller/cycle_spec.h).
+// The cycle file `autopilot --cycle` reads (controller/spec/cycle_file.h).
 std::string CycleYaml(const std::vector<CycleStep>& steps) {
   YAML::Emitter out;
   out << YAML::BeginMap << YAML::Key << "steps" << YAML::Value << YAML::BeginSeq;

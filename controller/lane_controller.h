@@ -33,7 +33,7 @@
 #include <string>
 #include <vector>
 
-#include "controller/controller_state.h"
+#include "controller/status/controller_state.h"
 #include "worker/duration.h"
 #include "worker/status.h"
 

@@ -11,10 +11,10 @@
 #include <sstream>
 #include <thread>
 
-#include "controller/autopilot_record.h"
-#include "controller/cycle_spec.h"
-#include "controller/lifecycle_events.h"
-#include "controller/owner_lease.h"
+#include "controller/owner/autopilot_record.h"
+#include "controller/spec/cycle_file.h"
+#include "controller/owner/lifecycle_events.h"
+#include "controller/owner/owner_lease.h"
 #include "tests/support/child_process.h"
 #include "tests/support/proc_scan.h"
 #include "tests/support/redis_server.h"

@@ -11,9 +11,9 @@
 #include <regex>
 #include <sstream>
 
-#include "controller/autopilot_record.h"
-#include "controller/owner_lease.h"
-#include "controller/supervisor_status.h"
+#include "controller/owner/autopilot_record.h"
+#include "controller/owner/owner_lease.h"
+#include "controller/owner/supervisor_status.h"
 #include "tests/support/child_process.h"
 #include "tests/support/proc_scan.h"
 #include "tests/support/redis_server.h"

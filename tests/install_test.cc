@@ -12,9 +12,9 @@
 #include <set>
 #include <sstream>
 
-#include "controller/autopilot_record.h"
-#include "controller/owner_lease.h"
-#include "controller/systemd_units.h"
+#include "controller/owner/autopilot_record.h"
+#include "controller/owner/owner_lease.h"
+#include "controller/install/systemd_units.h"
 #include "tests/support/child_process.h"
 #include "tests/support/proc_scan.h"
 #include "tests/support/redis_server.h"

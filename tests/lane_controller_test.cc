@@ -16,7 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "controller/owner_lease.h"
+#include "controller/owner/owner_lease.h"
 #include "tests/support/child_process.h"
 #include "tests/support/proc_scan.h"
 #include "tests/support/redis_server.h"

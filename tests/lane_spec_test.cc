@@ -1,7 +1,7 @@
 // The Lane spec: a table of good and bad specs with the exact messages and positions, the
 // rules across lanes and files, hostile inputs, the examples, `lanekeeper validate` end to
 // end, and crds/lane.yaml agreeing with the parser.
-#include "controller/lane_spec.h"
+#include "controller/spec/lane_types.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "controller/cycle_spec.h"
+#include "controller/spec/cycle_file.h"
 #include "support/child_process.h"
 #include "worker/redis_connection.h"
 

@@ -4,9 +4,9 @@
 
 #include <fstream>
 
-#include "controller/lifecycle_events.h"
-#include "controller/owner_lease.h"
-#include "controller/pid_file.h"
+#include "controller/owner/lifecycle_events.h"
+#include "controller/owner/owner_lease.h"
+#include "controller/owner/pid_file.h"
 #include "tests/support/redis_server.h"
 #include "worker/job_queue.h"
 

@@ -20,11 +20,11 @@
 #include <set>
 #include <sstream>
 
-#include "controller/controller_state.h"
-#include "controller/doctor.h"
-#include "controller/lane_observer.h"
-#include "controller/owner_lease.h"
-#include "controller/status_server.h"
+#include "controller/status/controller_state.h"
+#include "controller/status/doctor.h"
+#include "controller/status/lane_observer.h"
+#include "controller/owner/owner_lease.h"
+#include "controller/status/status_server.h"
 #include "tests/support/child_process.h"
 #include "tests/support/proc_scan.h"
 #include "tests/support/redis_server.h"

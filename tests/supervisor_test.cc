@@ -9,9 +9,9 @@
 #include <set>
 #include <thread>
 
-#include "controller/lifecycle_events.h"
-#include "controller/owner_lease.h"
-#include "controller/supervisor_status.h"
+#include "controller/owner/lifecycle_events.h"
+#include "controller/owner/owner_lease.h"
+#include "controller/owner/supervisor_status.h"
 #include "tests/support/child_process.h"
 #include "tests/support/proc_scan.h"
 #include "tests/support/redis_server.h"

@@ -1,6 +1,6 @@
 // The `autopilot-cycle` job: a repository's maintenance steps, run in order by a worker.
 //
-// Owns: the job's payload format (written by the autopilot, controller/autopilot.h) and the
+// Owns: the job's payload format (written by the autopilot, controller/owner/autopilot.h) and the
 // handler that runs it. Each step is a program (no shell) run in the repo directory in its
 // own process group with its own timeout; the first failing step ends the job. The steps
 // come from the payload alone, so the worker needs no cycle file and knows nothing of the

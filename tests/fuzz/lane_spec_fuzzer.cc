@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "controller/lane_spec.h"
+#include "controller/spec/lane_types.h"
 #include "worker/redis_connection.h"
 
 namespace {

@@ -6,7 +6,7 @@
 // short timeouts so a dead Redis never hangs a caller; a per-queue cache of what it read, so
 // any number of callers read Redis at most once per cache period per queue. It reads only
 // when asked: an idle controller polls nothing. Does not own: the LaneState (the reconcile
-// loop's snapshot, controller/controller_state.h) or rendering (controller/status_server.h).
+// loop's snapshot, controller/status/controller_state.h) or rendering (controller/status/status_server.h).
 // Thread-safe: callers on different queues run in parallel, callers on one queue share its
 // connection in turn.
 #pragma once
@@ -18,10 +18,10 @@
 #include <string_view>
 #include <vector>
 
-#include "controller/controller_state.h"
-#include "controller/doctor.h"
-#include "controller/owner_lease.h"
-#include "controller/supervisor_status.h"
+#include "controller/status/controller_state.h"
+#include "controller/status/doctor.h"
+#include "controller/owner/owner_lease.h"
+#include "controller/owner/supervisor_status.h"
 #include "worker/duration.h"
 #include "worker/job_queue.h"
 #include "worker/status.h"
@@ -93,7 +93,7 @@ class LaneObserver {
   // conditions. Never fails: an unreachable Redis is part of the observation.
   LaneObservation Observe(const LaneState& lane);
 
-  // Runs doctor's checks (controller/doctor.h, the same code as `lanekeeper doctor`) on
+  // Runs doctor's checks (controller/status/doctor.h, the same code as `lanekeeper doctor`) on
   // lane's queue over the observer's connection. Not cached.
   DoctorReport Doctor(const LaneState& lane, const DoctorOptions& options);
 

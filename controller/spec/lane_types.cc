@@ -1,4 +1,4 @@
-#include "controller/lane_spec.h"
+#include "controller/spec/lane_types.h"
 
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
@@ -19,7 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "controller/cycle_spec.h"
+#include "controller/spec/cycle_file.h"
 #include "worker/job_queue.h"
 #include "worker/redis_connection.h"
 

@@ -1,14 +1,14 @@
-#include "controller/doctor.h"
+#include "controller/status/doctor.h"
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 
-#include "controller/autopilot_record.h"
-#include "controller/lifecycle_events.h"
-#include "controller/owner_lease.h"
-#include "controller/supervisor_status.h"
+#include "controller/owner/autopilot_record.h"
+#include "controller/owner/lifecycle_events.h"
+#include "controller/owner/owner_lease.h"
+#include "controller/owner/supervisor_status.h"
 #include "worker/worker_registry.h"
 
 namespace lk {

@@ -1,4 +1,4 @@
-#include "controller/supervisor.h"
+#include "controller/owner/supervisor.h"
 
 #include <poll.h>
 #include <signal.h>
@@ -14,11 +14,11 @@
 #include <random>
 #include <thread>
 
-#include "controller/lifecycle_events.h"
-#include "controller/owner_lease.h"
-#include "controller/pid_file.h"
-#include "controller/supervisor_status.h"
-#include "controller/worker_process.h"
+#include "controller/owner/lifecycle_events.h"
+#include "controller/owner/owner_lease.h"
+#include "controller/owner/pid_file.h"
+#include "controller/owner/supervisor_status.h"
+#include "controller/owner/worker_process.h"
 #include "worker/exit_codes.h"
 #include "worker/job_queue.h"
 #include "worker/process_tree.h"

@@ -1,4 +1,4 @@
-#include "controller/autopilot_record.h"
+#include "controller/owner/autopilot_record.h"
 
 #include <cstdlib>
 #include <map>

@@ -3,7 +3,7 @@
 //   /readyz   200 "ready" after the first full reconcile, else 503
 //   /status   JSON: every lane with its conditions, owner, workers, supervisors, roles and
 //             queue counts, and the spec errors not tied to a lane
-//   /doctor   JSON: doctor's checks per lane (controller/doctor.h, as `lanekeeper doctor`)
+//   /doctor   JSON: doctor's checks per lane (controller/status/doctor.h, as `lanekeeper doctor`)
 //   /metrics  Prometheus text exposition format 0.0.4
 //   /         a small HTML dashboard that refreshes itself every 2 s
 // Every route, field, condition and metric is in docs/status.md.
@@ -19,9 +19,9 @@
 #include <memory>
 #include <string>
 
-#include "controller/controller_state.h"
-#include "controller/doctor.h"
-#include "controller/lane_observer.h"
+#include "controller/status/controller_state.h"
+#include "controller/status/doctor.h"
+#include "controller/status/lane_observer.h"
 #include "worker/status.h"
 
 namespace lk {

@@ -1,4 +1,4 @@
-#include "controller/supervisor_status.h"
+#include "controller/owner/supervisor_status.h"
 
 #include <nlohmann/json.hpp>
 

@@ -1,4 +1,4 @@
-#include "controller/lifecycle_events.h"
+#include "controller/owner/lifecycle_events.h"
 
 #include <spdlog/spdlog.h>
 

@@ -1,4 +1,4 @@
-#include "controller/worker_process.h"
+#include "controller/owner/worker_process.h"
 
 #include <poll.h>
 #include <signal.h>
@@ -11,7 +11,7 @@
 #include <cstring>
 #include <memory>
 
-#include "controller/role_process.h"
+#include "controller/backend/role_process.h"
 #include "worker/exit_codes.h"
 
 namespace lk {

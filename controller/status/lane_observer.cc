@@ -1,4 +1,4 @@
-#include "controller/lane_observer.h"
+#include "controller/status/lane_observer.h"
 
 #include <algorithm>
 #include <chrono>

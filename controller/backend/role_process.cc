@@ -1,4 +1,4 @@
-#include "controller/role_process.h"
+#include "controller/backend/role_process.h"
 
 #include <poll.h>
 #include <signal.h>

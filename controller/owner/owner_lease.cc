@@ -1,8 +1,8 @@
-#include "controller/owner_lease.h"
+#include "controller/owner/owner_lease.h"
 
 #include <unistd.h>
 
-#include "controller/lua_scripts.h"
+#include "controller/owner/lua_scripts.h"
 #include "worker/job_queue.h"
 
 namespace lk {

@@ -1,4 +1,4 @@
-#include "controller/private_redis.h"
+#include "controller/install/private_redis.h"
 
 #include <poll.h>
 #include <signal.h>
@@ -19,7 +19,7 @@
 #include <sstream>
 #include <thread>
 
-#include "controller/role_process.h"
+#include "controller/backend/role_process.h"
 #include "worker/redis_connection.h"
 
 #ifndef P_PIDFD

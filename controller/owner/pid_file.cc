@@ -1,4 +1,4 @@
-#include "controller/pid_file.h"
+#include "controller/owner/pid_file.h"
 
 #include <fcntl.h>
 #include <signal.h>

@@ -1,4 +1,4 @@
-#include "controller/autopilot.h"
+#include "controller/owner/autopilot.h"
 
 #include <poll.h>
 #include <signal.h>
@@ -12,11 +12,11 @@
 #include <map>
 #include <memory>
 
-#include "controller/autopilot_record.h"
-#include "controller/cycle_spec.h"
-#include "controller/lifecycle_events.h"
-#include "controller/owner_lease.h"
-#include "controller/worker_process.h"
+#include "controller/owner/autopilot_record.h"
+#include "controller/spec/cycle_file.h"
+#include "controller/owner/lifecycle_events.h"
+#include "controller/owner/owner_lease.h"
+#include "controller/owner/worker_process.h"
 #include "worker/autopilot_cycle_handler.h"
 #include "worker/exit_codes.h"
 #include "worker/job_queue.h"
@@ -28,10 +28,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-constexpr auto kTick = 250ms;
+constexpr auto kAutopilotTick = 250ms;
 constexpr auto kHeartbeat = 2s;
 constexpr auto kMaxCrashBackoff = 60s;
-constexpr auto kHealthyReset = std::chrono::minutes(5);
+constexpr auto kAutopilotHealthyReset = std::chrono::minutes(5);
 constexpr auto kMaxRedisBackoff = 5s;
 // Slack on top of the steps' own timeouts for the job as a whole (spawning, the repo check).
 constexpr Millis kCycleJobSlack{60'000};
@@ -156,7 +156,7 @@ class Autopilot {
       if (!o_.no_worker) TendOwnership(now);
       if (!redis_down_ && now >= next_dispatch_) Dispatch(now);
       if (!redis_down_ && now >= next_publish_) Publish(now);
-    } while (!WaitSignal(kTick));
+    } while (!WaitSignal(kAutopilotTick));
   }
 
   // --- Redis trouble: one log line per change of state, reconnects with backoff. ---
@@ -381,7 +381,7 @@ class Autopilot {
       next_renew_ = now;  // find out whether the lease is still ours before restarting
       next_start_ = now + 1s;
     } else {
-      if (ran >= kHealthyReset) consecutive_crashes_ = 0;
+      if (ran >= kAutopilotHealthyReset) consecutive_crashes_ = 0;
       ScheduleRestart(now);
     }
   }

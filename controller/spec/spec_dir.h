@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "controller/lane_spec.h"
+#include "controller/spec/lane_types.h"
 #include "worker/status.h"
 
 namespace lk {

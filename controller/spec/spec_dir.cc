@@ -1,4 +1,4 @@
-#include "controller/spec_dir.h"
+#include "controller/spec/spec_dir.h"
 
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>

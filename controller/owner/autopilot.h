@@ -6,7 +6,7 @@
 //     interval_ms), idempotency key "autopilot-cycle:<repo>:<slot>"), the first at start;
 //     never more than one pending — while the last one is waiting, delayed or active, a
 //     slot is skipped (logged at debug). max_attempts is 1: the next slot is the retry.
-//   - its record lk:{Q}:autopilot (controller/autopilot_record.h), heartbeat every 2 s.
+//   - its record lk:{Q}:autopilot (controller/owner/autopilot_record.h), heartbeat every 2 s.
 //   - unless no_worker: the queue's owner lease (role autopilot) while nobody else holds
 //     it, and one `jobs work --epoch E` child under it, restarted after a crash with a
 //     backoff of 1 s doubling to 60 s. Holding, it renews every lease_renew_every and keeps

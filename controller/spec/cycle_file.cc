@@ -1,4 +1,4 @@
-#include "controller/cycle_spec.h"
+#include "controller/spec/cycle_file.h"
 
 #include <yaml-cpp/yaml.h>
 

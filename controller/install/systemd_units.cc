@@ -1,4 +1,4 @@
-#include "controller/systemd_units.h"
+#include "controller/install/systemd_units.h"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-// The Lua scripts of controller/lua/, embedded at build time (cmake/embed_lua.cmake).
+// The Lua scripts of controller/owner/lua/, embedded at build time (cmake/embed_lua.cmake).
 #pragma once
 
 #include <string_view>

@@ -1,4 +1,4 @@
-#include "controller/status_server.h"
+#include "controller/status/status_server.h"
 
 #include <cpprest/http_listener.h>
 

@@ -1,10 +1,10 @@
 // ControllerState: what the Lane controller knows about its lanes — the desired spec, the
 // role processes it runs, generations, spec errors, reconcile counters — published by the
 // reconcile loop (controller/lane_controller.h) and read by the status server
-// (controller/status_server.h) as an immutable snapshot.
+// (controller/status/status_server.h) as an immutable snapshot.
 //
 // Owns: the snapshot types and the store that swaps them. Does not own: anything read from
-// Redis (owner, workers, queue counts: controller/lane_observer.h reads those on demand).
+// Redis (owner, workers, queue counts: controller/status/lane_observer.h reads those on demand).
 // ControllerStateStore is thread-safe; snapshots are values.
 #pragma once
 
@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "controller/lane_spec.h"
+#include "controller/spec/lane_types.h"
 
 namespace lk {
 
