@@ -27,11 +27,11 @@
 #include "worker/job_runner.h"
 
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
-double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+double Seconds(SteadyClock::duration d) { return std::chrono::duration<double>(d).count(); }
 
 std::string RedisVersion(lk::RedisConnection& conn) {
   auto info = conn.Command({"INFO", "server"});
@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
     queue.connection().Command({"FLUSHALL"});
     std::vector<lk::JobSpec> batch(1000);
     for (auto& s : batch) s.name = "noop";
-    auto t0 = Clock::now();
+    auto t0 = SteadyClock::now();
     for (int done = 0; done < jobs; done += 1000) {
       batch.resize(std::min(1000, jobs - done));
       auto r = queue.EnqueueBatch(batch);
@@ -104,21 +104,21 @@ int main(int argc, char** argv) {
         return 1;
       }
     }
-    double enqueue_s = Seconds(Clock::now() - t0);
+    double enqueue_s = Seconds(SteadyClock::now() - t0);
 
     lk::JobRunnerOptions options;
     options.redis_url = (*server)->url();
     options.queue = "bench";
     options.concurrency = concurrency;
     lk::JobRunner runner(options);
-    t0 = Clock::now();
+    t0 = SteadyClock::now();
     std::thread worker([&] { runner.Run(); });
     while (true) {
       auto s = queue.Stats();
       if (s.ok() && s->waiting == 0 && s->active == 0 && s->delayed == 0) break;
       std::this_thread::sleep_for(2ms);
     }
-    double drain_s = Seconds(Clock::now() - t0);
+    double drain_s = Seconds(SteadyClock::now() - t0);
     runner.RequestStop();
     worker.join();
     auto stats = queue.Stats();

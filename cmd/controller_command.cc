@@ -79,7 +79,7 @@ void AddControllerCommand(CLI::App& app, GlobalOptions& global, int& exit_code) 
                   "HOST:PORT of the status server (/healthz /readyz /status /doctor /metrics /), "
                   "or off")
       ->capture_default_str();
-  cmd->add_option("--rescan", f->rescan, "Re-read the specs this often besides inotify")
+  cmd->add_option("--rescan", f->rescan, "Re-read the specs and reconcile every lane this often, besides inotify and process exits")
       ->capture_default_str();
   cmd->add_flag("--leave-running", o.leave_running,
                 "On SIGTERM leave the lanes running for the next controller to adopt "
@@ -98,6 +98,7 @@ void AddControllerCommand(CLI::App& app, GlobalOptions& global, int& exit_code) 
       return;
     }
     o.rescan_every = *rescan;
+    o.resync_every = *rescan;
     o.default_redis_url = global.redis_url;
     o.log_format = global.log_format;
     o.log_level = global.log_level;

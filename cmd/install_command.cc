@@ -10,7 +10,7 @@
 
 #include "cmd/commands.h"
 #include "controller/install/systemd_units.h"
-#include "controller/owner/worker_process.h"
+#include "controller/process/process_spawner.h"
 #include "worker/exit_codes.h"
 #include "worker/redis_connection.h"
 

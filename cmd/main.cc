@@ -1,6 +1,7 @@
 // lanekeeper: builds the command tree, parses the command line, runs one command and
 // returns its exit code. Wiring only; each command group lives in its own file
 // (cmd/commands.h) and sets the exit code it wants (worker/exit_codes.h).
+#include <csignal>
 #include <CLI/CLI.hpp>
 #include <exception>
 #include <iostream>
@@ -49,6 +50,10 @@ std::string UsageMessage(const CLI::ParseError& e, CLI::App& app) {
 #endif
 
 int main(int argc, char** argv) {
+  // Every command talks to Redis over a socket; a write to one whose peer went away (a
+  // Redis restart) must be an error to handle, not a SIGPIPE that kills a supervisor
+  // before it drains its worker. Children get the default back (ProcessSpawner).
+  ::signal(SIGPIPE, SIG_IGN);
   lk::cmd::GlobalOptions global;
   global.redis_url = lk::DefaultRedisUrl();
   int exit_code = lk::kExitOk;

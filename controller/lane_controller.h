@@ -1,39 +1,36 @@
-// LaneController: `lanekeeper controller --specs DIR` — converges local processes to the
-// Lane specs in a directory.
+// LaneController: `lanekeeper controller` — the loop that drives the reconciler, in the
+// manner of controller-runtime's manager:
 //
-// For each valid Lane it runs the lane's roles as child processes of this one: a
-// `jobs supervisor` when spec.supervisor.enabled, an `autopilot` unless its mode is off,
-// with flags derived from the spec (handlers and cycle go into content-addressed files in
-// the state dir). Reconcile is level-triggered: one function compares what the specs ask
-// for with what runs and acts, whatever woke it — a file created, changed or deleted
-// (inotify, debounced, with a periodic rescan as a safety net), a role process that died
-// or was killed by hand (pidfd), a stop deadline.
+//   LaneSource (spec files; Kubernetes Lanes) ──┐
+//   RoleBackend (a role exited)               ──┼─> WorkQueue of lane keys ─> Reconciler
+//   periodic resync, stop deadlines           ──┘        (one key at a time)   │
+//                                                                              v
+//                               PlanRoles(spec) ─> RoleBackend (processes; Deployments)
 //
-// Rules it keeps:
-//   - Never two worker owners on a queue: a role whose flags changed is stopped (SIGTERM:
-//     the supervisor drains its worker and releases the owner lease) and the new one is
-//     started only once the old process is gone. The same holds across lanes that hand a
-//     queue from one to the other. The owner lease and epoch fencing back this up.
-//   - An invalid edit keeps the last good lane running; its errors go to the lane's
-//     status (SpecValid=False). A lane that conflicts with a running one is not started.
-//   - A role that dies is started again (drift), after a backoff from 1 s doubling to 60 s
-//     while it keeps dying within a minute of its start.
-//   - Adoption: every role's pid and start time are kept in STATE/lanes/NAME/state.json; a
-//     restarted controller adopts live ones instead of starting them twice.
-//   - On SIGTERM/SIGINT it stops every lane (each role drains) unless leave_running, and
-//     returns; a SIGKILLed controller leaves its roles running for the next one to adopt.
+// One thread waits on every event source at once (poll over a signalfd, the source's and
+// the backend's descriptors, and the earliest due key), turns events into keys, and
+// reconciles due keys one at a time: failures are retried with the queue's per-key
+// backoff, and every `resync_every` each lane is reconciled again whatever happened.
+// After each batch it publishes a ControllerSnapshot for the status server.
 //
-// Owns: the state dir's lanes/ tree and the role processes. Does not own: parsing
-// (lane_spec.h), Redis (the roles talk to Redis; the status server reads it), the status
-// server. Publishes a ControllerSnapshot after each reconcile. Run() is single-threaded;
-// RequestStop() may be called from any thread.
+// On SIGTERM/SIGINT it stops every lane (each role drains) unless leave_running, and
+// returns; a second signal kills what still runs. A SIGKILLed controller leaves its roles
+// running for the next one to adopt (the backend's state).
+//
+// Owns: the loop, the work queue and the reconciler; the default source and backend (a
+// SpecDirSource and a ProcessBackend) unless options pass others. Does not own: Redis
+// (roles talk to it; the status server reads it) or the status server. Run() runs on one
+// thread; RequestStop() may be called from any thread.
 #pragma once
 
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "controller/backend/role_backend.h"
+#include "controller/source/lane_source.h"
 #include "controller/status/controller_state.h"
+#include "worker/clock.h"
 #include "worker/duration.h"
 #include "worker/status.h"
 
@@ -43,8 +40,9 @@ struct LaneControllerOptions {
   std::string specs_dir;
   std::string state_dir;
   std::string default_redis_url;  // for lanes without spec.redis.url
-  Millis rescan_every{15'000};    // the safety net under inotify
+  Millis rescan_every{15'000};    // the spec directory's safety net under inotify
   Millis debounce{50};            // editors write a file in several steps
+  Millis resync_every{15'000};    // every lane reconciled again, whatever happened
   std::string binary;             // the lanekeeper binary roles run; empty: this one
   std::string log_format = "text";
   std::string log_level = "info";
@@ -52,6 +50,11 @@ struct LaneControllerOptions {
   // Added to every supervisor's / autopilot's flags (tests shorten lease TTLs with it).
   std::vector<std::string> supervisor_args;
   std::vector<std::string> autopilot_args;
+  // Seams; nullptr: a SpecDirSource over specs_dir, a ProcessBackend in state_dir, the
+  // system clock.
+  LaneSource* source = nullptr;
+  RoleBackend* backend = nullptr;
+  const Clock* clock = nullptr;
 };
 
 // ${LANEKEEPER_STATE_DIR}, else $XDG_STATE_HOME/lanekeeper, else ~/.local/state/lanekeeper;
@@ -66,9 +69,9 @@ class LaneController {
   LaneController(LaneControllerOptions options, ControllerStateStore& store);
   ~LaneController();
 
-  // Creates the state dir, blocks SIGTERM/SIGINT/SIGCHLD in the calling thread (call it
-  // before starting any thread, so that they inherit the mask), opens the watches and
-  // adopts the roles an earlier controller left running.
+  // Blocks SIGTERM/SIGINT in the calling thread (call it before starting any thread, so
+  // that they inherit the mask), starts the backend (adopting what an earlier controller
+  // left running) and the source (the first read).
   Status Init();
   // Reconciles until SIGTERM/SIGINT or RequestStop(); returns the exit code.
   int Run();

@@ -64,9 +64,14 @@ class LaneControllerTest : public ::testing::Test {
 
   void TearDown() override {
     StopSampler();
-    if (controller_) {
+    if (controller_ && controller_->Running()) {
+      // Stopping drains every lane: bounded by the drain timeout (5 s) and its grace.
       controller_->Signal(SIGTERM);
-      if (!controller_->Wait(60s)) controller_->Signal(SIGKILL);
+      if (!controller_->Wait(40s)) {
+        ADD_FAILURE() << "the controller did not stop within 40 s of SIGTERM:\n"
+                      << controller_->Stderr();
+        controller_->Signal(SIGKILL);
+      }
     }
     // Nothing of this test may outlive it, whatever went wrong.
     for (pid_t p : Supervisors()) kill(p, SIGKILL);

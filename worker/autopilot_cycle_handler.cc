@@ -13,7 +13,7 @@ namespace lk {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 using Json = nlohmann::json;
 
 // How much of a step's output the result keeps: enough to read the last lines of a
@@ -100,7 +100,7 @@ HandlerOutcome AutopilotCycleHandler::Run(const JobContext& ctx) {
                    "LANEKEEPER_JOB_ATTEMPT=" + std::to_string(ctx.attempt),
                    "LANEKEEPER_QUEUE=" + ctx.queue, "LANEKEEPER_REPO=" + p.repo,
                    "LANEKEEPER_STEP=" + step.name};
-    Clock::time_point begin = Clock::now();
+    SteadyClock::time_point begin = SteadyClock::now();
     bool step_deadline_first = false;
     command.deadline = ctx.stop.deadline();
     if (step.timeout.count() > 0 && begin + step.timeout < command.deadline) {
@@ -110,7 +110,7 @@ HandlerOutcome AutopilotCycleHandler::Run(const JobContext& ctx) {
     command.stop_fd = ctx.stop.fd();
     auto run = RunInProcessGroup(command);
     int64_t duration_ms =
-        std::chrono::duration_cast<Millis>(Clock::now() - begin).count();
+        std::chrono::duration_cast<Millis>(SteadyClock::now() - begin).count();
     std::string failed = "step '" + step.name + "' failed: ";
     if (!run.ok()) {
       steps.push_back({{"name", step.name}, {"exit_code", -1}, {"ok", false},

@@ -13,7 +13,7 @@
 
 namespace lk {
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 StopToken::StopToken() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
   if (fd_ < 0) std::abort();  // out of fds at startup: nothing sensible to do
@@ -21,7 +21,7 @@ StopToken::StopToken() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
 
 StopToken::~StopToken() { ::close(fd_); }
 
-void StopToken::Reset(Clock::time_point deadline) {
+void StopToken::Reset(SteadyClock::time_point deadline) {
   uint64_t drained;
   while (::read(fd_, &drained, sizeof drained) > 0) {
   }
@@ -41,21 +41,21 @@ void StopToken::Request(StopReason reason) {
 StopReason StopToken::reason() const {
   StopReason r = requested_.load();
   if (r != StopReason::kNone) return r;
-  if (deadline_ != Clock::time_point::max() && Clock::now() >= deadline_) return StopReason::kTimeout;
+  if (deadline_ != SteadyClock::time_point::max() && SteadyClock::now() >= deadline_) return StopReason::kTimeout;
   return StopReason::kNone;
 }
 
 bool StopToken::SleepFor(Millis d) const {
-  Clock::time_point until = Clock::now() + d;
-  Clock::time_point wake = std::min(until, deadline_);
+  SteadyClock::time_point until = SteadyClock::now() + d;
+  SteadyClock::time_point wake = std::min(until, deadline_);
   while (!stop_requested()) {
-    Clock::time_point now = Clock::now();
+    SteadyClock::time_point now = SteadyClock::now();
     if (now >= wake) break;
     auto ms = std::chrono::ceil<Millis>(wake - now).count();
     pollfd p{fd_, POLLIN, 0};
     ::poll(&p, 1, static_cast<int>(std::min<int64_t>(ms, 60'000)));
   }
-  return !stop_requested() && Clock::now() >= until;
+  return !stop_requested() && SteadyClock::now() >= until;
 }
 
 namespace {

@@ -139,4 +139,20 @@ void AddCommandHandlers(const std::vector<HandlerSpec>& specs, HandlerSet& set) 
   }
 }
 
+std::string RenderHandlersFile(const std::vector<HandlerSpec>& specs) {
+  auto ms = [](Millis d) { return std::to_string(d.count()) + "ms"; };
+  YAML::Emitter out;
+  out << YAML::BeginMap << YAML::Key << "handlers" << YAML::Value << YAML::BeginMap;
+  for (const auto& h : specs) {
+    out << YAML::Key << YAML::DoubleQuoted << h.name << YAML::Value << YAML::BeginMap;
+    EmitArgv(out, "command", h.command);
+    if (h.timeout.count() > 0) out << YAML::Key << "timeout" << YAML::Value << ms(h.timeout);
+    if (h.lease.count() > 0) out << YAML::Key << "lease" << YAML::Value << ms(h.lease);
+    if (h.max_attempts > 0) out << YAML::Key << "maxAttempts" << YAML::Value << h.max_attempts;
+    out << YAML::EndMap;
+  }
+  out << YAML::EndMap << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
 }  // namespace lk

@@ -8,7 +8,8 @@
 //       lease: 300s         # optional, 5s..1h; renewals extend leases by this much
 //       maxAttempts: 3      # optional, >= 1; replaces the job's max attempts
 //
-// Owns: parsing and strict validation — unknown fields are errors, and every error names
+// Owns: the file's format both ways — writing it (RenderHandlersFile, for the controller)
+// and parsing it with strict validation — unknown fields are errors, and every error names
 // file:line:column and the field path ("handlers.yaml:4:14: handlers.embed.timeout: bad
 // duration '10x': ..."). yaml-cpp throws; this adapter returns Status. Does not own: running
 // the commands (handler.h). Pure functions, thread-safe.
@@ -36,6 +37,9 @@ struct HandlerSpec {
 StatusOr<std::vector<HandlerSpec>> ParseHandlerConfig(std::string_view text,
                                                       const std::string& source_name);
 StatusOr<std::vector<HandlerSpec>> LoadHandlerConfig(const std::string& path);
+
+// The handlers file that ParseHandlerConfig reads back as specs (durations in ms).
+std::string RenderHandlersFile(const std::vector<HandlerSpec>& specs);
 
 // Adds a CommandHandler per spec to set; a spec named like a built-in replaces it.
 void AddCommandHandlers(const std::vector<HandlerSpec>& specs, HandlerSet& set);

@@ -26,7 +26,7 @@ namespace lk {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 // Prefetch: with fast handlers a Redis round trip costs more than many jobs, so the
 // dispatcher keeps up to kMaxPrefetch claimed-but-unstarted jobs buffered (two claims of
@@ -57,12 +57,12 @@ constexpr int64_t kMiB = 1024 * 1024;
 struct HeldJob {
   ClaimedJob job;
   const HandlerEntry* entry = nullptr;
-  Clock::time_point lease_from;  // when the current lease began (when its request was sent)
+  SteadyClock::time_point lease_from;  // when the current lease began (when its request was sent)
   Millis lease{0};
 
   Millis RenewalLease() const { return entry->lease.count() > 0 ? entry->lease : job.lease; }
   // Renew once a third of the lease is spent: two more chances before it runs out.
-  bool RenewalDue(Clock::time_point now) const { return now - lease_from >= lease / 3; }
+  bool RenewalDue(SteadyClock::time_point now) const { return now - lease_from >= lease / 3; }
 };
 
 struct Executor {
@@ -92,10 +92,10 @@ class JobRunner::Impl {
   std::optional<int> Connect();
   int Dispatch();
   void RoundTrip();
-  void HandleClaim(ClaimResult claim, int want, Clock::time_point sent);
-  void AcceptClaimLocked(ClaimResult& claim, int want, Clock::time_point sent);
+  void HandleClaim(ClaimResult claim, int want, SteadyClock::time_point sent);
+  void AcceptClaimLocked(ClaimResult& claim, int want, SteadyClock::time_point sent);
   void Fenced(const ClaimResult& claim);
-  void Tick(Clock::time_point now);
+  void Tick(SteadyClock::time_point now);
   void BeginDrain(int exit_code, const std::string& why);
   void StopRunningJobs();
   void RedisTrouble(const Status& s);
@@ -124,10 +124,10 @@ class JobRunner::Impl {
   std::unique_ptr<WorkerRegistry> registry_;
   bool redis_ok_ = true;
   Millis backoff_{kMinBackoff};
-  Clock::time_point retry_at_;
+  SteadyClock::time_point retry_at_;
   Phase phase_ = Phase::kRunning;
   int exit_code_ = kExitOk;
-  Clock::time_point drain_deadline_;
+  SteadyClock::time_point drain_deadline_;
   bool shutdown_sent_ = false;
   bool claimed_since_tick_ = false;
   std::set<std::string> missing_handlers_logged_;
@@ -148,7 +148,7 @@ class JobRunner::Impl {
   bool dispatcher_busy_ = false;  // the dispatcher's round trip is in flight
   bool pump_busy_ = false;        // the pump's round trip is in flight
   bool pump_exit_ = false;
-  Clock::time_point pump_retry_at_;         // after a failure of its own the pump waits
+  SteadyClock::time_point pump_retry_at_;         // after a failure of its own the pump waits
   std::optional<ClaimResult> pump_fenced_;  // the pump's claim was refused: drain
   int64_t round_trips_ = 0;       // the dispatcher's, for the log
   int64_t pump_round_trips_ = 0;  // guarded by mu_
@@ -289,13 +289,13 @@ int JobRunner::Impl::LowWaterLocked() const { return FastLocked() ? kMaxPrefetch
 // Nothing starves: executors and the waker wake it through cv_dispatch_, the tick and
 // retries through the wait's deadline, and stop requests through the watcher.
 int JobRunner::Impl::Dispatch() {
-  Clock::time_point next_tick = Clock::now();
+  SteadyClock::time_point next_tick = SteadyClock::now();
   for (;;) {
     bool stop_now;
     std::optional<ClaimResult> fenced;
     {
       std::unique_lock lk(mu_);
-      Clock::time_point wake = next_tick;
+      SteadyClock::time_point wake = next_tick;
       if (!redis_ok_) wake = std::min(wake, retry_at_);
       if (phase_ == Phase::kDraining && !shutdown_sent_) wake = std::min(wake, drain_deadline_);
       cv_dispatch_.wait_until(lk, wake, [&] {
@@ -309,7 +309,7 @@ int JobRunner::Impl::Dispatch() {
     }
     if (fenced) Fenced(*fenced);
     if (stop_now) BeginDrain(kExitOk, "stop requested");
-    Clock::time_point now = Clock::now();
+    SteadyClock::time_point now = SteadyClock::now();
     if (!redis_ok_ && now >= retry_at_) RetryRedis();
 
     if (phase_ == Phase::kDraining) {
@@ -351,7 +351,7 @@ void JobRunner::Impl::RoundTrip() {
     if (PumpWantedLocked()) cv_pump_.notify_one();
   }
 
-  Clock::time_point sent = Clock::now();
+  SteadyClock::time_point sent = SteadyClock::now();
   if (want > 0) claimed_since_tick_ = true;
   Status status;
   std::optional<FinishResult> finished;
@@ -399,7 +399,7 @@ void JobRunner::Impl::RoundTrip() {
 }
 
 // The reply to the dispatcher's claim: jobs to buffer, or the fence.
-void JobRunner::Impl::HandleClaim(ClaimResult claim, int want, Clock::time_point sent) {
+void JobRunner::Impl::HandleClaim(ClaimResult claim, int want, SteadyClock::time_point sent) {
   std::unique_lock lk(mu_);
   dispatcher_busy_ = false;
   if (claim.outcome == ClaimResult::Outcome::kClaimed) {
@@ -421,7 +421,7 @@ void JobRunner::Impl::Fenced(const ClaimResult& claim) {
 
 // Buffers claimed jobs for the executors. Called with mu_ held, by the dispatcher or the
 // pump, once per granted claim that asked for want jobs: they are no longer in flight.
-void JobRunner::Impl::AcceptClaimLocked(ClaimResult& claim, int want, Clock::time_point sent) {
+void JobRunner::Impl::AcceptClaimLocked(ClaimResult& claim, int want, SteadyClock::time_point sent) {
   claiming_ -= want;
   int pushed = 0;
   for (ClaimedJob& job : claim.jobs) {
@@ -461,7 +461,7 @@ void JobRunner::Impl::AcceptClaimLocked(ClaimResult& claim, int want, Clock::tim
 
 // Once per heartbeat: RSS against the limit, the epoch check of a worker too busy to
 // claim, lease renewals, the registry heartbeat.
-void JobRunner::Impl::Tick(Clock::time_point now) {
+void JobRunner::Impl::Tick(SteadyClock::time_point now) {
   int64_t rss = RssOfProcessTree(::getpid());
   if (options_.max_rss_mb > 0 && rss > options_.max_rss_mb * kMiB && phase_ == Phase::kRunning) {
     spdlog::warn("RSS of the worker and its commands is {} MB, over --max-rss {} MB", rss / kMiB,
@@ -497,7 +497,7 @@ void JobRunner::Impl::Tick(Clock::time_point now) {
     }
   }
   if (!renewals.empty()) {
-    Clock::time_point sent = Clock::now();
+    SteadyClock::time_point sent = SteadyClock::now();
     auto r = queue_->RenewBatch(renewals);
     if (!r.ok()) {
       RedisTrouble(r.status());
@@ -543,7 +543,7 @@ void JobRunner::Impl::BeginDrain(int exit_code, const std::string& why) {
     std::lock_guard lk(mu_);
     phase_ = Phase::kDraining;
     exit_code_ = exit_code;
-    drain_deadline_ = Clock::now() + options_.drain_timeout;
+    drain_deadline_ = SteadyClock::now() + options_.drain_timeout;
     waker_armed_ = false;
     for (const HeldJob& h : ready_) release.emplace_back(h.job.id, h.job.token);
     ready_.clear();
@@ -588,7 +588,7 @@ void JobRunner::Impl::RedisTrouble(const Status& s) {
     redis_ok_ = false;
     backoff_ = kMinBackoff;
   }
-  retry_at_ = Clock::now() + backoff_;
+  retry_at_ = SteadyClock::now() + backoff_;
   backoff_ = std::min(backoff_ * 2, kMaxBackoff);
 }
 
@@ -633,8 +633,8 @@ void JobRunner::Impl::ExecutorLoop(Executor& ex) {
     ++running_;
     const HeldJob& held = *ex.current;
     Millis timeout = held.job.timeout.count() > 0 ? held.job.timeout : held.entry->timeout;
-    Clock::time_point start = Clock::now();
-    ex.stop.Reset(timeout.count() > 0 ? start + timeout : Clock::time_point::max());
+    SteadyClock::time_point start = SteadyClock::now();
+    ex.stop.Reset(timeout.count() > 0 ? start + timeout : SteadyClock::time_point::max());
     lk.unlock();
 
     JobContext ctx{options_.queue, held.job.id,    held.job.name, held.job.payload,
@@ -645,7 +645,7 @@ void JobRunner::Impl::ExecutorLoop(Executor& ex) {
     } catch (const std::exception& e) {
       out = {false, "", std::string("handler threw: ") + e.what()};
     }
-    double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    double ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - start).count();
 
     lk.lock();
     FinishJob(ex, std::move(out), timeout, ms);
@@ -699,7 +699,7 @@ void JobRunner::Impl::FinishJob(Executor& ex, HandlerOutcome out, Millis timeout
 // while draining, and not until its retry time after a failure of its own.
 bool JobRunner::Impl::PumpWantedLocked() const {
   if (!dispatcher_busy_ || pump_busy_ || pump_exit_ || phase_ != Phase::kRunning) return false;
-  if (!FastLocked() || Clock::now() < pump_retry_at_) return false;
+  if (!FastLocked() || SteadyClock::now() < pump_retry_at_) return false;
   if (static_cast<int>(done_.size()) >= kPumpMin) return true;
   return !starved_ && WantLocked() >= kPumpMin;
 }
@@ -724,7 +724,7 @@ void JobRunner::Impl::PumpLoop() {
     ++pump_round_trips_;
     lk.unlock();
 
-    Clock::time_point sent = Clock::now();
+    SteadyClock::time_point sent = SteadyClock::now();
     Status status;
     std::optional<ClaimResult> claimed;
     if (!pump_queue) {
@@ -750,7 +750,7 @@ void JobRunner::Impl::PumpLoop() {
       done_.insert(done_.begin(), std::make_move_iterator(outcomes.begin()),
                    std::make_move_iterator(outcomes.end()));
       pump_queue.reset();
-      pump_retry_at_ = Clock::now() + kMaxBackoff;
+      pump_retry_at_ = SteadyClock::now() + kMaxBackoff;
       spdlog::debug("pump: {}", status.message());
       dispatch_wanted_ = true;
     } else if (claimed && claimed->outcome != ClaimResult::Outcome::kClaimed) {

@@ -10,8 +10,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <sstream>
+#include <string>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -21,7 +24,7 @@ namespace lk {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 // Closes an fd once, and remembers that it did.
 struct Fd {
@@ -81,8 +84,8 @@ std::vector<std::string> MergedEnvironment(const std::vector<std::string>& extra
   return out;
 }
 
-int PollTimeoutMs(Clock::time_point now, Clock::time_point until) {
-  if (until == Clock::time_point::max()) return -1;
+int PollTimeoutMs(SteadyClock::time_point now, SteadyClock::time_point until) {
+  if (until == SteadyClock::time_point::max()) return -1;
   if (until <= now) return 0;
   auto ms = std::chrono::ceil<std::chrono::milliseconds>(until - now).count();
   return ms > 60'000 ? 60'000 : static_cast<int>(ms);
@@ -169,8 +172,8 @@ StatusOr<GroupCommandResult> RunInProcessGroup(const GroupCommand& command) {
   if (command.stdin_data.empty()) in_w.Close();
   bool stopping = false;
   bool killed = false;
-  Clock::time_point kill_at = Clock::time_point::max();
-  auto begin_stop = [&](Clock::time_point now) {
+  SteadyClock::time_point kill_at = SteadyClock::time_point::max();
+  auto begin_stop = [&](SteadyClock::time_point now) {
     stopping = true;
     ::kill(-pid, SIGTERM);
     kill_at = now + command.kill_grace;
@@ -178,7 +181,7 @@ StatusOr<GroupCommandResult> RunInProcessGroup(const GroupCommand& command) {
 
   bool exited = false;
   while (!exited) {
-    Clock::time_point now = Clock::now();
+    SteadyClock::time_point now = SteadyClock::now();
     if (!stopping && now >= command.deadline) {
       result.timed_out = true;
       begin_stop(now);
@@ -196,7 +199,7 @@ StatusOr<GroupCommandResult> RunInProcessGroup(const GroupCommand& command) {
     if (in_w.open()) { in_i = n; fds[n++] = {in_w.fd, POLLOUT, 0}; }
     // The stop fd stays readable once signalled, so it is watched only until we act on it.
     if (command.stop_fd >= 0 && !stopping) { stop_i = n; fds[n++] = {command.stop_fd, POLLIN, 0}; }
-    Clock::time_point wake = stopping ? (killed ? Clock::time_point::max() : kill_at)
+    SteadyClock::time_point wake = stopping ? (killed ? SteadyClock::time_point::max() : kill_at)
                                       : command.deadline;
     int ready = ::poll(fds, static_cast<nfds_t>(n), PollTimeoutMs(now, wake));
     if (ready < 0) {
@@ -207,7 +210,7 @@ StatusOr<GroupCommandResult> RunInProcessGroup(const GroupCommand& command) {
     }
     if (stop_i >= 0 && (fds[stop_i].revents & POLLIN)) {
       result.stopped = true;
-      begin_stop(Clock::now());
+      begin_stop(SteadyClock::now());
     }
     if (out_i >= 0 && fds[out_i].revents) ReadAvailable(out_r, result.stdout_tail, command.stdout_limit);
     if (err_i >= 0 && fds[err_i].revents) ReadAvailable(err_r, result.stderr_tail, command.stderr_limit);
@@ -239,9 +242,9 @@ StatusOr<GroupCommandResult> RunInProcessGroup(const GroupCommand& command) {
   // Collect what is still in the pipes. The killed leftovers close their ends as they die;
   // one that left the group (setsid) could hold them open forever, hence the bound.
   in_w.Close();
-  Clock::time_point drain_until = Clock::now() + std::chrono::milliseconds(500);
+  SteadyClock::time_point drain_until = SteadyClock::now() + std::chrono::milliseconds(500);
   while (out_r.open() || err_r.open()) {
-    Clock::time_point now = Clock::now();
+    SteadyClock::time_point now = SteadyClock::now();
     if (now >= drain_until) break;
     pollfd fds[2];
     int n = 0;
@@ -301,18 +304,30 @@ std::unordered_multimap<pid_t, pid_t> ScanChildren() {
   while (dirent* e = ::readdir(d)) {
     pid_t p = static_cast<pid_t>(std::atoi(e->d_name));
     if (p <= 0) continue;
-    std::string stat = ReadSmallFile(std::string("/proc/") + e->d_name + "/stat");
-    // The command name may contain spaces and parentheses; fields resume after the last ')'.
-    auto close_paren = stat.rfind(')');
-    if (close_paren == std::string::npos || close_paren + 4 >= stat.size()) continue;
-    pid_t ppid = static_cast<pid_t>(std::atoi(stat.c_str() + close_paren + 4));
-    children.emplace(ppid, p);
+    if (auto stat = ReadProcStat(p)) children.emplace(stat->ppid, p);
   }
   ::closedir(d);
   return children;
 }
 
 }  // namespace
+
+std::optional<ProcStat> ReadProcStat(pid_t pid) {
+  if (pid <= 0) return std::nullopt;
+  std::string stat = ReadSmallFile("/proc/" + std::to_string(pid) + "/stat");
+  auto close_paren = stat.rfind(')');
+  if (close_paren == std::string::npos) return std::nullopt;
+  std::istringstream rest(stat.substr(close_paren + 1));
+  ProcStat out;
+  std::string field;
+  if (!(rest >> out.state >> out.ppid)) return std::nullopt;
+  for (int i = 5; i <= 22; ++i) {
+    if (!(rest >> field)) return std::nullopt;
+  }
+  auto r = std::from_chars(field.data(), field.data() + field.size(), out.start_ticks);
+  if (r.ec != std::errc()) return std::nullopt;
+  return out;
+}
 
 int64_t RssOfProcessTree(pid_t root, ProcessWalk how) {
   // Supervisors sample every 250 ms and workers every heartbeat, one of each per lane:

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,16 @@ std::string TrimOutputTail(std::string tail);
 // (a few reads), or from every process's parent in /proc/*/stat (one read per process on
 // the host). kAuto walks the lists when the kernel has them (CONFIG_PROC_CHILDREN).
 enum class ProcessWalk { kAuto, kChildrenLists, kScanProc };
+
+// The fields of /proc/<pid>/stat that lanekeeper reads. The one parser of that file: the
+// command name (field 2) may hold spaces and ')', so fields resume after the last ')'.
+struct ProcStat {
+  char state = '?';          // field 3: R, S, D, Z (zombie), X (dead), ...
+  pid_t ppid = 0;            // field 4
+  uint64_t start_ticks = 0;  // field 22: clock ticks after boot; with the pid, an identity
+};
+// nullopt when pid does not exist (or its stat cannot be read).
+std::optional<ProcStat> ReadProcStat(pid_t pid);
 
 // Resident memory, in bytes, of pid and all of its live descendants (/proc/<pid>/statm of
 // each). 0 when pid does not exist.

@@ -48,6 +48,14 @@ inline StatusOr<YAML::Node> LoadOneDocument(const std::string& text, const Error
   return docs.empty() ? YAML::Node() : docs[0];
 }
 
+// Writes `key: ["a", "b"]`: an argv, every argument double-quoted (no YAML 1.1 surprise
+// on the way back: a "yes" or "010" stays a string).
+inline void EmitArgv(YAML::Emitter& out, const char* key, const std::vector<std::string>& argv) {
+  out << YAML::Key << key << YAML::Value << YAML::Flow << YAML::BeginSeq;
+  for (const auto& a : argv) out << YAML::DoubleQuoted << a;
+  out << YAML::EndSeq;
+}
+
 // "a map", "a list", "a scalar" or "nothing", for "expected X, got Y" messages.
 inline const char* KindName(const YAML::Node& n) {
   switch (n.Type()) {

@@ -19,7 +19,7 @@
 #include <sstream>
 #include <thread>
 
-#include "controller/backend/role_process.h"
+#include "controller/process/process_spawner.h"
 #include "worker/redis_connection.h"
 
 #ifndef P_PIDFD
@@ -29,7 +29,7 @@
 namespace lk {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
@@ -199,9 +199,10 @@ Status PrivateRedis::Launch() {
                                    "everysec",     "--save",          "",
                                    "--daemonize",  "no",              "--logfile",
                                    LogPath(dir),   "--pidfile",       PidPath(dir)};
-  auto pid = SpawnInOwnProcessGroup(argv);
-  if (!pid.ok()) return pid.status();
-  pid_ = *pid;
+  auto proc = PosixProcessSpawner().Spawn(argv, {});
+  if (!proc.ok()) return proc.status();
+  // Its own pidfd below: the handle's goes with it (closing a pidfd stops nothing).
+  pid_ = (*proc)->pid();
   pidfd_ = PidfdOpen(pid_);
   if (pidfd_ < 0) {
     Status s = Status::Internal("cannot watch redis-server pid " + std::to_string(pid_) +
@@ -220,7 +221,7 @@ Status PrivateRedis::Launch() {
 
 Status PrivateRedis::WaitUntilReady(bool own_child, off_t log_offset) {
   auto endpoint = *ParseRedisUrl(url_);
-  auto deadline = Clock::now() + options_.start_timeout;
+  auto deadline = SteadyClock::now() + options_.start_timeout;
   while (!AnswersPing(endpoint)) {
     if (WaitExited(pidfd_, Millis(0))) {
       std::string how = "exited";
@@ -233,7 +234,7 @@ Status PrivateRedis::WaitUntilReady(bool own_child, off_t log_offset) {
       }
       return Status::Unavailable(how + " before it answered on " + SocketPath(options_.dir));
     }
-    if (Clock::now() >= deadline) {
+    if (SteadyClock::now() >= deadline) {
       return Status::Unavailable("did not answer PING on " + SocketPath(options_.dir) +
                                  " within " + FormatDuration(options_.start_timeout));
     }

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "worker/atomic_file.h"
+
 namespace lk {
 
 namespace {
@@ -331,24 +333,7 @@ Status WriteSystemdUnits(const std::vector<SystemdUnit>& units) {
     std::filesystem::path dir = std::filesystem::path(u.path).parent_path();
     std::filesystem::create_directories(dir, ec);
     if (ec) return Status::Internal("cannot create " + dir.string() + ": " + ec.message());
-    const std::string tmp = u.path + ".tmp." + std::to_string(getpid());
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return Status::Internal("cannot write " + tmp + ": " + std::strerror(errno));
-    size_t done = 0;
-    while (done < u.text.size()) {
-      ssize_t n = ::write(fd, u.text.data() + done, u.text.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      done += static_cast<size_t>(n);
-    }
-    bool written = done == u.text.size() && ::fsync(fd) == 0;
-    int saved = errno;
-    ::close(fd);
-    if (!written || ::rename(tmp.c_str(), u.path.c_str()) != 0) {
-      if (written) saved = errno;
-      ::unlink(tmp.c_str());
-      return Status::Internal("cannot write " + u.path + ": " + std::strerror(saved));
-    }
+    LK_RETURN_IF_ERROR(WriteFileAtomically(u.path, u.text, 0644));
   }
   return Status::OK();
 }

@@ -1,8 +1,5 @@
 #include "controller/owner/autopilot.h"
 
-#include <poll.h>
-#include <signal.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -16,7 +13,8 @@
 #include "controller/spec/cycle_file.h"
 #include "controller/owner/lifecycle_events.h"
 #include "controller/owner/owner_lease.h"
-#include "controller/owner/worker_process.h"
+#include "controller/owner/owned_worker.h"
+#include "controller/owner/stop_signals.h"
 #include "worker/autopilot_cycle_handler.h"
 #include "worker/exit_codes.h"
 #include "worker/job_queue.h"
@@ -25,14 +23,10 @@ namespace lk {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-constexpr auto kAutopilotTick = 250ms;
-constexpr auto kHeartbeat = 2s;
-constexpr auto kMaxCrashBackoff = 60s;
-constexpr auto kAutopilotHealthyReset = std::chrono::minutes(5);
-constexpr auto kMaxRedisBackoff = 5s;
+constexpr Millis kHeartbeat{2'000};
+constexpr Millis kMaxRedisBackoff{5'000};
 // Slack on top of the steps' own timeouts for the job as a whole (spawning, the repo check).
 constexpr Millis kCycleJobSlack{60'000};
 // How far back in each pending state the start-up scan looks for our last cycle.
@@ -40,9 +34,8 @@ constexpr int kPendingScanLimit = 1000;
 
 class Autopilot {
  public:
-  explicit Autopilot(AutopilotOptions o) : o_(std::move(o)), holder_(ThisHolder()) {
-    if (o_.worker_binary.empty()) o_.worker_binary = SelfExecutable();
-  }
+  explicit Autopilot(AutopilotOptions o)
+      : o_(std::move(o)), clock_(o_.clock ? *o_.clock : SystemClock()), holder_(ThisHolder()) {}
 
   int Run() {
     std::error_code ec;
@@ -66,8 +59,20 @@ class Autopilot {
       }
       payload_.steps = std::move(steps).value();
     }
-    if (!BlockSignals()) return kExitFailure;
-    if (!ConnectRedis()) return stopping_ ? kExitOk : kExitUsage;
+    auto ep = ParseRedisUrl(o_.redis_url);
+    if (!ep.ok()) {
+      spdlog::error("{}", ep.status().message());
+      return kExitUsage;
+    }
+    if (!stop_.Install()) return kExitFailure;
+    auto conn = ConnectUntilStopped(*ep, stop_);
+    if (!conn) return kExitOk;  // stopped by a signal while Redis was down
+    queue_ = std::make_unique<JobQueue>(std::move(conn), o_.queue);
+    lease_ = std::make_unique<OwnerLease>(queue_->connection(), o_.queue, OwnerRole::kAutopilot,
+                                          holder_, o_.concurrency, o_.max_rss_mb, o_.lease_ttl);
+    events_ = std::make_unique<LifecycleEvents>(queue_->connection(), o_.queue, "autopilot",
+                                                holder_);
+    if (!o_.no_worker) worker_ = std::make_unique<OwnedWorker>(WorkerOptions(), *lease_, *events_);
     spdlog::info("autopilot for repo {} on queue {}: a cycle of {} step(s) every {}, {}",
                  payload_.repo, o_.queue, payload_.steps.size(), FormatDuration(o_.interval),
                  o_.no_worker ? "dispatch-only (--no-worker)"
@@ -82,62 +87,10 @@ class Autopilot {
   }
 
  private:
-  bool BlockSignals() {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigprocmask(SIG_BLOCK, &set, nullptr);
-    signal_fd_ = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (signal_fd_ < 0) {
-      spdlog::error("cannot create a signalfd");
-      return false;
-    }
-    return true;
-  }
-
-  // Retries with backoff until Redis answers; false on a bad URL or a stop signal (then
-  // stopping_ is set).
-  bool ConnectRedis() {
-    auto ep = ParseRedisUrl(o_.redis_url);
-    if (!ep.ok()) {
-      spdlog::error("{}", ep.status().message());
-      return false;
-    }
-    auto delay = 100ms;
-    bool logged = false;
-    while (true) {
-      auto conn = RedisConnection::Connect(*ep, 2000ms);
-      if (conn.ok()) {
-        queue_ = std::make_unique<JobQueue>(std::move(conn).value(), o_.queue);
-        if (logged) spdlog::info("Redis at {} is back", ep->Redacted());
-        break;
-      }
-      if (!logged) spdlog::warn("{}; retrying", conn.status().message());
-      logged = true;
-      if (WaitSignal(delay)) return false;
-      delay = std::min<std::chrono::milliseconds>(delay * 2, kMaxRedisBackoff);
-    }
-    RedisConnection& conn = queue_->connection();
-    lease_ = std::make_unique<OwnerLease>(conn, o_.queue, OwnerRole::kAutopilot, holder_,
-                                          o_.concurrency, o_.max_rss_mb, o_.lease_ttl);
-    events_ = std::make_unique<LifecycleEvents>(conn, o_.queue, "autopilot", holder_);
-    return true;
-  }
-
-  // Waits up to timeout for a stop signal or the worker's exit; true when told to stop.
-  bool WaitSignal(Clock::duration timeout) {
-    pollfd fds[2] = {{signal_fd_, POLLIN, 0}, {worker_ ? worker_->wait_fd() : -1, POLLIN, 0}};
-    int ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count());
-    poll(fds, worker_ ? 2 : 1, std::max(ms, 1));
-    if (fds[0].revents & POLLIN) {
-      signalfd_siginfo info;
-      while (read(signal_fd_, &info, sizeof(info)) == sizeof(info)) {
-        spdlog::info("received signal {}: stopping", info.ssi_signo);
-        stopping_ = true;
-      }
-    }
-    return stopping_;
+  OwnedWorkerOptions WorkerOptions() {
+    OwnedWorkerOptions w = OwnedWorkerOptionsOf(o_, o_.owner_poll);
+    w.clock = &clock_;
+    return w;
   }
 
   void Emit(const std::string& type, const std::map<std::string, std::string>& fields = {}) {
@@ -146,27 +99,50 @@ class Autopilot {
   }
 
   void Loop() {
-    // Act first, then wait (a `continue` goes to the wait, as in a while loop).
-    // A stop that came while starting up is seen before anything starts.
-    if (WaitSignal(Clock::duration::zero())) return;
+    // Act first, then wait. A stop that came while starting up is seen before anything
+    // starts.
+    if (stop_.Wait(0ms)) return;
     do {
-      auto now = Clock::now();
-      if (worker_) WatchWorker(now);
-      if (!RedisUsable(now)) continue;
-      if (!o_.no_worker) TendOwnership(now);
-      if (!redis_down_ && now >= next_dispatch_) Dispatch(now);
+      auto now = clock_.Now();
+      bool usable = RedisUsable(now);
+      // The worker's exits are noticed with Redis down too; the lease only with it up.
+      if (worker_) React(worker_->Tend(/*take_lease=*/usable), now);
+      if (!usable || redis_down_) continue;
+      if (now >= next_dispatch_) Dispatch(now);
       if (!redis_down_ && now >= next_publish_) Publish(now);
-    } while (!WaitSignal(kAutopilotTick));
+    } while (!stop_.Wait(kOwnerTick, worker_ ? worker_->wait_fd() : -1));
+  }
+
+  // --- Ownership (only without --no-worker): the OwnedWorker loop's news ---
+
+  void React(const OwnedWorkerPass& pass, Clock::TimePoint now) {
+    if (!pass.redis.ok()) RedisTrouble(pass.redis, now);
+    if (pass.acquired) {
+      yielded_to_.clear();
+      Publish(now);
+    }
+    if (pass.lost) {
+      Emit("dispatch_only", {{"reason", "lease lost"}});
+      Publish(now);
+    }
+    if (pass.held_by && yielded_to_ != pass.held_by->holder) {
+      yielded_to_ = pass.held_by->holder;
+      spdlog::info("queue {} is owned by {} {} (epoch {}); running dispatch-only", o_.queue,
+                   pass.held_by->role, pass.held_by->holder, pass.held_by->epoch);
+      Emit("dispatch_only", {{"owner_role", pass.held_by->role}, {"owner", pass.held_by->holder},
+                             {"owner_epoch", std::to_string(pass.held_by->epoch)}});
+      Publish(now);
+    }
   }
 
   // --- Redis trouble: one log line per change of state, reconnects with backoff. ---
 
   // False while Redis is down and the next reconnect attempt is not yet due.
-  bool RedisUsable(Clock::time_point now) {
+  bool RedisUsable(Clock::TimePoint now) {
     if (!redis_down_) return true;
     if (now < next_reconnect_) return false;
     if (!queue_->connection().Reconnect().ok()) {
-      redis_backoff_ = std::min<Clock::duration>(redis_backoff_ * 2, kMaxRedisBackoff);
+      redis_backoff_ = std::min<Millis>(redis_backoff_ * 2, kMaxRedisBackoff);
       next_reconnect_ = now + redis_backoff_;
       return false;
     }
@@ -176,7 +152,7 @@ class Autopilot {
     return true;
   }
 
-  void RedisTrouble(const Status& s, Clock::time_point now) {
+  void RedisTrouble(const Status& s, Clock::TimePoint now) {
     if (!s.IsUnavailable()) {
       spdlog::warn("Redis answered unexpectedly: {}", s.message());
       return;
@@ -191,8 +167,8 @@ class Autopilot {
 
   // --- Dispatch ---
 
-  void Dispatch(Clock::time_point now) {
-    int64_t now_ms = NowUnixMillis();
+  void Dispatch(Clock::TimePoint now) {
+    int64_t now_ms = clock_.WallMs();
     int64_t slot = now_ms / o_.interval.count();
     if (slot <= handled_slot_) {
       ScheduleNextSlot(now, now_ms);
@@ -259,220 +235,62 @@ class Autopilot {
     return Status::OK();
   }
 
-  void ScheduleNextSlot(Clock::time_point now, int64_t now_ms) {
+  void ScheduleNextSlot(Clock::TimePoint now, int64_t now_ms) {
     int64_t next_slot_ms = (now_ms / o_.interval.count() + 1) * o_.interval.count();
     next_dispatch_ = now + Millis(next_slot_ms - now_ms);
   }
 
-  void RetryDispatch(const Status& s, Clock::time_point now) {
+  void RetryDispatch(const Status& s, Clock::TimePoint now) {
     RedisTrouble(s, now);
     dispatch_backoff_ = std::clamp<Millis>(dispatch_backoff_ * 2, 1000ms, 30'000ms);
     next_dispatch_ = now + dispatch_backoff_;
   }
 
-  // --- Ownership (only without --no-worker) ---
-
-  void TendOwnership(Clock::time_point now) {
-    if (lease_->held()) {
-      if (now >= next_renew_) RenewLease(now);
-      if (lease_->held() && !worker_ && now >= next_start_) StartWorker(now);
-    } else if (!worker_ && now >= next_acquire_) {
-      // A worker still draining from a lost lease must be gone before we take the lease
-      // again: only then is a new worker never the second one.
-      TryAcquire(now);
-    }
-  }
-
-  void TryAcquire(Clock::time_point now) {
-    next_acquire_ = now + o_.owner_poll;
-    auto r = lease_->TryAcquire();
-    if (!r.ok()) return RedisTrouble(r.status(), now);
-    if (r->acquired) {
-      yielded_to_.clear();
-      consecutive_crashes_ = 0;
-      Emit("lease_acquired", {{"epoch", std::to_string(lease_->epoch())}});
-      next_renew_ = now + o_.lease_renew_every;
-      StartWorker(now);
-      Publish(now);
-      return;
-    }
-    if (yielded_to_ == r->owner.holder) return;
-    yielded_to_ = r->owner.holder;
-    spdlog::info("queue {} is owned by {} {} (epoch {}); running dispatch-only", o_.queue,
-                 r->owner.role, r->owner.holder, r->owner.epoch);
-    Emit("dispatch_only", {{"owner_role", r->owner.role}, {"owner", r->owner.holder},
-                           {"owner_epoch", std::to_string(r->owner.epoch)}});
-    Publish(now);
-  }
-
-  void RenewLease(Clock::time_point now) {
-    auto r = lease_->Renew();
-    if (!r.ok()) {
-      // Keep the worker: if Redis stays away past the TTL, a new owner's epoch fences it.
-      next_renew_ = now + 1s;
-      return RedisTrouble(r.status(), now);
-    }
-    next_renew_ = now + o_.lease_renew_every;
-    if (*r) return;
-    spdlog::warn("lost the owner lease of queue {} (epoch {} is no longer current)", o_.queue,
-                 lease_->epoch());
-    Emit("lease_lost", {{"epoch", std::to_string(lease_->epoch())}});
-    if (worker_ && !draining_) BeginDrain(now);
-    Emit("dispatch_only", {{"reason", "lease lost"}});
-    next_acquire_ = now + o_.owner_poll;
-    Publish(now);
-  }
-
-  void StartWorker(Clock::time_point now) {
-    std::vector<std::string> argv = {o_.worker_binary, "jobs", "work",
-                                     "--queue", o_.queue,
-                                     "--concurrency", std::to_string(o_.concurrency),
-                                     "--max-rss", std::to_string(o_.max_rss_mb),
-                                     "--epoch", std::to_string(lease_->epoch()),
-                                     "--drain-timeout", FormatDuration(o_.drain_timeout),
-                                     "--log-format", o_.log_format,
-                                     "--log-level", o_.log_level};
-    if (!o_.handlers_file.empty()) {
-      argv.push_back("--handlers");
-      argv.push_back(o_.handlers_file);
-    }
-    // The URL in the environment, not on the command line: ps shows argv (and so a
-    // password) to every user.
-    auto w = WorkerProcess::Start(argv, {{"LANEKEEPER_REDIS_URL", o_.redis_url}});
-    if (!w.ok()) {
-      spdlog::error("{}", w.status().message());
-      ScheduleRestart(now);
-      return;
-    }
-    worker_ = std::move(w).value();
-    draining_ = false;
-    Emit("worker_started", {{"worker_pid", std::to_string(worker_->pid())},
-                            {"epoch", std::to_string(lease_->epoch())}});
-  }
-
-  void BeginDrain(Clock::time_point now) {
-    worker_->Signal(SIGTERM);
-    draining_ = true;
-    drain_deadline_ = now + o_.drain_timeout;
-  }
-
-  // Notices the worker's exit (and kills a drain that overran); runs with Redis down too.
-  void WatchWorker(Clock::time_point now) {
-    auto exit = worker_->Poll();
-    if (!exit) {
-      if (draining_ && now >= drain_deadline_) {
-        spdlog::warn("worker {} did not drain within {}; killing it", worker_->pid(),
-                     FormatDuration(o_.drain_timeout));
-        worker_->Stop(0ms);
-      }
-      return;
-    }
-    bool asked = draining_;
-    auto ran = now - worker_->started();
-    std::string reason = asked ? "lease lost"
-                         : (exit->code == kExitMaxRss && !exit->signaled) ? "max_rss"
-                         : (exit->code == kExitFenced && !exit->signaled) ? "fenced"
-                                                                           : "crash";
-    FinishWorker(*exit, reason);
-    if (asked) return;
-    if (reason == "max_rss") {
-      next_start_ = now;
-    } else if (reason == "fenced") {
-      next_renew_ = now;  // find out whether the lease is still ours before restarting
-      next_start_ = now + 1s;
-    } else {
-      if (ran >= kAutopilotHealthyReset) consecutive_crashes_ = 0;
-      ScheduleRestart(now);
-    }
-  }
-
-  void ScheduleRestart(Clock::time_point now) {
-    ++consecutive_crashes_;
-    auto backoff = std::min<Clock::duration>(1s * (1LL << std::min(consecutive_crashes_ - 1, 10)),
-                                             kMaxCrashBackoff);
-    spdlog::warn("restarting the worker in {}",
-                 FormatDuration(std::chrono::duration_cast<Millis>(backoff)));
-    next_start_ = now + backoff;
-  }
-
-  // Emits worker_exited and forgets the process.
-  void FinishWorker(const WorkerExit& exit, const std::string& reason) {
-    Emit("worker_exited", {{"code", std::to_string(exit.code)},
-                           {"reason", reason},
-                           {"detail", exit.Describe()},
-                           {"worker_pid", std::to_string(worker_->pid())}});
-    worker_.reset();
-    draining_ = false;
-  }
-
   // --- Record ---
 
-  void Publish(Clock::time_point now) {
+  void Publish(Clock::TimePoint now) {
     next_publish_ = now + kHeartbeat;
+    bool owns = worker_ && worker_->held();
     AutopilotRecord r;
     r.holder = holder_;
     r.repo = payload_.repo;
-    r.mode = lease_->held() ? "managed-worker" : "dispatch-only";
+    r.mode = owns ? "managed-worker" : "dispatch-only";
     r.interval_ms = o_.interval.count();
     r.last_dispatch_ms = last_dispatch_ms_;
     r.last_job_id = last_job_id_;
-    r.worker_pid = worker_ ? worker_->pid() : 0;
-    r.epoch = lease_->held() ? lease_->epoch() : 0;
-    r.updated_ms = NowUnixMillis();
+    r.worker_pid = worker_ ? worker_->worker_pid() : 0;
+    r.epoch = owns ? worker_->epoch() : 0;
+    r.updated_ms = clock_.WallMs();
     Status s = PublishAutopilotRecord(queue_->connection(), o_.queue, r);
     if (!s.ok()) RedisTrouble(s, now);
   }
 
   void Shutdown() {
-    if (worker_) {
-      spdlog::info("draining worker {} (up to {})", worker_->pid(),
-                   FormatDuration(o_.drain_timeout));
-      // Keep the lease alive through a long drain so no standby starts a second worker
-      // while ours still finishes its jobs.
-      worker_->Signal(SIGTERM);
-      auto deadline = Clock::now() + o_.drain_timeout;
-      while (!worker_->Poll() && Clock::now() < deadline) {
-        pollfd p{worker_->wait_fd(), POLLIN, 0};
-        poll(&p, 1, 250);
-        if (lease_->held() && Clock::now() >= next_renew_) {
-          (void)lease_->Renew();
-          next_renew_ = Clock::now() + o_.lease_renew_every;
-        }
-      }
-      FinishWorker(worker_->Stop(0ms), "stopped");
-    }
     if (redis_down_) (void)queue_->connection().Reconnect();
-    if (lease_->held()) {
-      Status s = lease_->Release();
-      if (!s.ok()) spdlog::warn("could not release the owner lease: {}", s.message());
-    }
+    if (worker_) worker_->Shutdown();
     Status s = RemoveAutopilotRecord(queue_->connection(), o_.queue, holder_);
     if (!s.ok()) spdlog::warn("could not remove the autopilot record: {}", s.message());
     Emit("stopped", {});
   }
 
   AutopilotOptions o_;
+  const Clock& clock_;
   std::string holder_;
   CyclePayload payload_;
-  int signal_fd_ = -1;
-  bool stopping_ = false;
+  StopSignals stop_;
   std::unique_ptr<JobQueue> queue_;  // owns the one Redis connection the others share
   std::unique_ptr<OwnerLease> lease_;
   std::unique_ptr<LifecycleEvents> events_;
-  std::unique_ptr<WorkerProcess> worker_;
-  bool draining_ = false;
-  Clock::time_point drain_deadline_{};
+  std::unique_ptr<OwnedWorker> worker_;  // null with --no-worker
   std::string yielded_to_;  // the holder we last said we yield to; empty when not yielding
-  int consecutive_crashes_ = 0;
   int64_t handled_slot_ = -1;
   bool scanned_for_pending_ = false;
   std::string last_job_id_;
   int64_t last_dispatch_ms_ = 0;
   Millis dispatch_backoff_{0};
   bool redis_down_ = false;
-  Clock::duration redis_backoff_ = 100ms;
-  Clock::time_point next_dispatch_{}, next_publish_{}, next_acquire_{}, next_renew_{},
-      next_start_{}, next_reconnect_{};
+  Millis redis_backoff_{100};
+  Clock::TimePoint next_dispatch_{}, next_publish_{}, next_reconnect_{};
 };
 
 }  // namespace

@@ -8,8 +8,9 @@
 //     slot is skipped (logged at debug). max_attempts is 1: the next slot is the retry.
 //   - its record lk:{Q}:autopilot (controller/owner/autopilot_record.h), heartbeat every 2 s.
 //   - unless no_worker: the queue's owner lease (role autopilot) while nobody else holds
-//     it, and one `jobs work --epoch E` child under it, restarted after a crash with a
-//     backoff of 1 s doubling to 60 s. Holding, it renews every lease_renew_every and keeps
+//     it, and one `jobs work --epoch E` child under it: the OwnedWorker loop it shares
+//     with the supervisor (owner/owned_worker.h), restarted after a crash with the same
+//     backoff, 1 s doubling to 60 s. Holding, it renews every lease_renew_every and keeps
 //     the lease until it stops (a supervisor started later waits as standby); losing it, it
 //     drains its worker and goes dispatch-only. Finding the lease held by another, it runs
 //     dispatch-only, says so once per holder, and looks again every owner_poll.
@@ -22,6 +23,8 @@
 
 #include <string>
 
+#include "controller/process/process_spawner.h"
+#include "worker/clock.h"
 #include "worker/duration.h"
 
 namespace lk {
@@ -43,6 +46,8 @@ struct AutopilotOptions {
   std::string worker_binary;   // empty: this executable
   std::string log_format = "text";
   std::string log_level = "info";
+  const Clock* clock = nullptr;       // nullptr: SystemClock()
+  ProcessSpawner* spawner = nullptr;  // nullptr: PosixProcessSpawner()
 };
 
 // Runs until SIGTERM/SIGINT; returns the process exit code (0 after a clean stop, also

@@ -10,12 +10,17 @@
 //     rss_restart_loop event.
 //   - wedge: waiting jobs, none active, no completion for wedge_time, over 3 consecutive
 //     checks -> drain and restart (not a crash), at most 3 times in 30 min.
-//   - lease lost (the epoch moved on): drain the worker and go back to standby.
+//   - lease lost (the epoch moved on): drain the worker and go back to standby, publishing
+//     its status and answering SIGTERM while the worker drains.
+// The lease, the worker and its restarts are the OwnedWorker loop it shares with the
+// autopilot (owner/owned_worker.h); the rules above are owner/supervisor_rules.h.
 // Everything happens on one thread in Run(); signals arrive through a signalfd.
 #pragma once
 
 #include <string>
 
+#include "controller/process/process_spawner.h"
+#include "worker/clock.h"
 #include "worker/duration.h"
 
 namespace lk {
@@ -37,6 +42,8 @@ struct SupervisorOptions {
   std::string worker_binary;  // empty: this executable
   std::string log_format = "text";
   std::string log_level = "info";
+  const Clock* clock = nullptr;       // nullptr: SystemClock()
+  ProcessSpawner* spawner = nullptr;  // nullptr: PosixProcessSpawner()
 };
 
 // ${LANEKEEPER_RUN_DIR:-${XDG_RUNTIME_DIR:-/tmp}}/lanekeeper-supervisor-QUEUE.pid

@@ -111,4 +111,17 @@ StatusOr<std::vector<CycleStep>> LoadCycleSpec(const std::string& path) {
   return ParseCycleSpec(text.str(), path);
 }
 
+std::string RenderCycleFile(const std::vector<CycleStep>& steps) {
+  YAML::Emitter out;
+  out << YAML::BeginMap << YAML::Key << "steps" << YAML::Value << YAML::BeginSeq;
+  for (const auto& s : steps) {
+    out << YAML::BeginMap << YAML::Key << "name" << YAML::Value << YAML::DoubleQuoted << s.name;
+    EmitArgv(out, "command", s.command);
+    out << YAML::Key << "timeout" << YAML::Value << std::to_string(s.timeout.count()) + "ms";
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
 }  // namespace lk

@@ -7,7 +7,8 @@
 //     - name: index
 //       command: [make, index]
 //
-// Owns: parsing and strict validation — unknown fields are errors, and every error names
+// Owns: the file's format both ways — writing it (RenderCycleFile, for the controller) and
+// parsing it with strict validation — unknown fields are errors, and every error names
 // file:line:column and the field path ("cycle.yaml:3:7: steps[0].comand: unknown field
 // ..."). yaml-cpp throws; this adapter returns Status. Does not own: running the steps
 // (worker/autopilot_cycle_handler.h, which receives them in the job's payload).
@@ -33,5 +34,8 @@ inline constexpr Millis kDefaultCycleStepTimeout{10 * 60'000};
 StatusOr<std::vector<CycleStep>> ParseCycleSpec(std::string_view text,
                                                 const std::string& source_name);
 StatusOr<std::vector<CycleStep>> LoadCycleSpec(const std::string& path);
+
+// The cycle file that ParseCycleSpec reads back as steps (timeouts in ms).
+std::string RenderCycleFile(const std::vector<CycleStep>& steps);
 
 }  // namespace lk

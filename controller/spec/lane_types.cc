@@ -1177,26 +1177,31 @@ ParsedLanes LoadLaneSpecs(const std::string& path) {
   return out;
 }
 
-namespace {
-
-std::string Where(const LaneSpec& l, SpecMark m) {
+std::string WhereWritten(const LaneSpec& l, SpecMark m) {
   return m.line > 0 ? l.source + ":" + std::to_string(m.line) + ":" + std::to_string(m.column)
                     : l.source;
 }
 
-}  // namespace
+SpecError QueueTakenError(const LaneSpec& later, const std::string& earlier_name,
+                          const std::string& earlier_where, const QueueIdentity& id) {
+  return {later.source, later.queue_mark.line, later.queue_mark.column, "spec.queue",
+          "lane " + Quote(earlier_name) + " (" + earlier_where + ") already uses queue " +
+              Quote(later.queue) + " on " + id.server + ": a queue has exactly one lane"};
+}
 
-std::string LaneSetChecker::QueueKey(const LaneSpec& l, std::string* server) const {
-  // The endpoint without user and password, and localhost is 127.0.0.1.
-  std::string url = l.redis_url.empty() ? default_redis_url_ : l.redis_url;
-  *server = Escape(RedactUrl(url), 200);
+QueueIdentity IdentifyQueue(const std::string& url, const std::string& queue) {
+  QueueIdentity id{Escape(RedactUrl(url), 200), queue};
   if (auto ep = ParseRedisUrl(url); ep.ok()) {
     ep->username.clear();
     ep->password.clear();
     if (ep->host == "localhost") ep->host = "127.0.0.1";
-    *server = Escape(ep->Redacted(), 200);
+    id.server = Escape(ep->Redacted(), 200);
   }
-  return *server + " " + l.queue;
+  return id;
+}
+
+QueueIdentity LaneSetChecker::Identify(const LaneSpec& l) const {
+  return IdentifyQueue(l.redis_url.empty() ? default_redis_url_ : l.redis_url, l.queue);
 }
 
 std::vector<SpecError> LaneSetChecker::Check(const LaneSpec& l) const {
@@ -1205,20 +1210,16 @@ std::vector<SpecError> LaneSetChecker::Check(const LaneSpec& l) const {
     errors.push_back({l.source, l.name_mark.line, l.name_mark.column, "metadata.name",
                       "lane " + Quote(l.name) + " is already defined at " + it->second.where});
   }
-  std::string server;
-  if (auto it = by_queue_.find(QueueKey(l, &server)); it != by_queue_.end()) {
-    errors.push_back({l.source, l.queue_mark.line, l.queue_mark.column, "spec.queue",
-                      "lane " + Quote(it->second.name) + " (" + it->second.where +
-                          ") already uses queue " + Quote(l.queue) + " on " + server +
-                          ": a queue has exactly one lane"});
+  QueueIdentity id = Identify(l);
+  if (auto it = by_queue_.find(id.Key()); it != by_queue_.end()) {
+    errors.push_back(QueueTakenError(l, it->second.name, it->second.where, id));
   }
   return errors;
 }
 
 void LaneSetChecker::Add(const LaneSpec& l) {
-  std::string server;
-  by_name_.emplace(l.namespace_name + "/" + l.name, Earlier{l.name, Where(l, l.name_mark)});
-  by_queue_.emplace(QueueKey(l, &server), Earlier{l.name, Where(l, l.queue_mark)});
+  by_name_.emplace(l.namespace_name + "/" + l.name, Earlier{l.name, WhereWritten(l, l.name_mark)});
+  by_queue_.emplace(Identify(l).Key(), Earlier{l.name, WhereWritten(l, l.queue_mark)});
 }
 
 std::vector<SpecError> ValidateLaneSet(const std::vector<LaneSpec>& lanes,

@@ -23,6 +23,7 @@
 // Kubernetes API, acting on a spec. Pure functions (LoadLaneSpecs reads files), thread-safe.
 #pragma once
 
+#include <compare>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -43,6 +44,15 @@ inline constexpr std::string_view kLaneKind = "Lane";
 // worker (a laptop lane without a supervisor). off: no autopilot.
 enum class AutopilotMode { kDispatchOnly, kManagedWorker, kOff };
 const char* AutopilotModeName(AutopilotMode m);
+
+// A lane's identity: namespace/name, as Kubernetes names objects. Lanes from files have no
+// namespace. What the controller's work queue holds and every reconcile is about.
+struct LaneKey {
+  std::string ns;
+  std::string name;
+  std::string ToString() const { return ns.empty() ? name : ns + "/" + name; }
+  auto operator<=>(const LaneKey&) const = default;
+};
 
 // Where something was written, 1-based; 0 when unknown.
 struct SpecMark {
@@ -90,6 +100,8 @@ struct LaneSpec {
 
   std::string source;  // the file (or "namespace/name" for Kubernetes)
 
+  LaneKey Key() const { return {namespace_name, name}; }
+
   // The settings of the worker this lane runs: the supervisor's, or the autopilot's in
   // managed-worker mode.
   const WorkerSettings& Worker() const;
@@ -130,6 +142,25 @@ ParsedLanes LoadLaneSpecs(const std::string& path);
 std::vector<std::string> ListLaneSpecFiles(const std::string& dir,
                                            std::vector<SpecError>* errors = nullptr);
 
+// Where two lanes meet: one queue of one Redis. server is the Redis without credentials,
+// localhost spelled 127.0.0.1 ("redis://127.0.0.1:6379/0", "unix:///run/redis.sock?db=0"),
+// so that two spellings of one server meet. The one definition, for the rules across lanes
+// and for the controller's "is this queue still served?" guard alike.
+struct QueueIdentity {
+  std::string server;
+  std::string queue;
+  std::string Key() const { return server + " " + queue; }
+};
+QueueIdentity IdentifyQueue(const std::string& redis_url, const std::string& queue);
+
+// "file:line:column" of mark in lane's file, or the file alone when mark is unknown.
+std::string WhereWritten(const LaneSpec& lane, SpecMark mark);
+// The error of a lane whose queue an earlier lane already uses, at its spec.queue:
+// "lane 'kb' (kb.yaml:5:10) already uses queue 'q' on redis://...: a queue has exactly
+// one lane".
+SpecError QueueTakenError(const LaneSpec& later, const std::string& earlier_name,
+                          const std::string& earlier_where, const QueueIdentity& id);
+
 // The rules across lanes: names unique (per namespace); no two lanes on one queue of one
 // Redis (same host, port and db, or socket and db). A lane without a URL is on
 // default_redis_url. Each error points at the later lane's metadata.name or spec.queue
@@ -155,8 +186,7 @@ class LaneSetChecker {
     std::string name;
     std::string where;  // file:line:column of its metadata.name or spec.queue
   };
-  // "<server without credentials> <queue>": two spellings of one server meet.
-  std::string QueueKey(const LaneSpec& lane, std::string* server) const;
+  QueueIdentity Identify(const LaneSpec& lane) const;
 
   std::string default_redis_url_;
   std::map<std::string, Earlier> by_name_, by_queue_;

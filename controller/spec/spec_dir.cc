@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "worker/atomic_file.h"
 #include "worker/redis_connection.h"
 
 namespace lk {
@@ -46,29 +47,6 @@ std::vector<std::string> SplitDocuments(const std::string& text) {
     docs.back() += line + "\n";
   }
   return docs;
-}
-
-Status WriteAtomically(const std::string& dir, const std::string& name,
-                       const std::string& content) {
-  // Dot-named: the controller skips it until the rename puts it in place whole.
-  std::string tmp = dir + "/." + name + ".tmp-" + std::to_string(getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << content;
-    out.flush();
-    if (!out) {
-      std::string why = std::strerror(errno);
-      fs::remove(tmp);
-      return Status::Internal(dir + "/" + name + ": cannot write: " + why);
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, dir + "/" + name, ec);
-  if (ec) {
-    fs::remove(tmp);
-    return Status::Internal(dir + "/" + name + ": cannot write: " + ec.message());
-  }
-  return Status::OK();
 }
 
 std::string SizeText(int64_t mb) {
@@ -202,7 +180,10 @@ std::vector<ApplyResult> ApplyLaneFile(const std::string& file, const std::strin
       r.action = *old == content ? "unchanged" : "configured";
     }
     if (r.action != "unchanged") {
-      if (Status s = WriteAtomically(specs_dir, l.name + ".yaml", content); !s.ok()) {
+      // A spec whose Redis URL carries a password is readable by its owner alone.
+      auto ep = ParseRedisUrl(l.redis_url);
+      mode_t mode = ep.ok() && !ep->password.empty() ? 0600 : 0644;
+      if (Status s = WriteFileAtomically(r.path, content, mode); !s.ok()) {
         errors.push_back({r.path, 0, 0, "", s.message()});
         return out;
       }

@@ -12,7 +12,7 @@ namespace lk {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 LaneCondition Condition(std::string type, std::string status, std::string reason,
                         std::string message) {
@@ -136,8 +136,8 @@ struct Slot {
   std::mutex mu;
   std::unique_ptr<JobQueue> queue;  // null until connected, and after a connection broke
   std::optional<QueueView> cached;
-  Clock::time_point cached_at;
-  Clock::time_point last_used;  // guarded by Impl::mu, not by Slot::mu
+  SteadyClock::time_point cached_at;
+  SteadyClock::time_point last_used;  // guarded by Impl::mu, not by Slot::mu
 };
 
 }  // namespace
@@ -170,11 +170,11 @@ struct LaneObserver::Impl {
   // Endpoints (by URL) that failed recently, until when, and why. Many lanes share one Redis:
   // without this, a black-holed Redis would cost each of its queues a full timeout in
   // every request.
-  std::map<std::string, std::pair<Clock::time_point, Status>> down;
+  std::map<std::string, std::pair<SteadyClock::time_point, Status>> down;
 
   std::shared_ptr<Slot> GetSlot(const std::string& url, const std::string& queue) {
     std::lock_guard<std::mutex> lock(mu);
-    auto now = Clock::now();
+    auto now = SteadyClock::now();
     for (auto it = slots.begin(); it != slots.end();) {
       bool idle = now - it->second->last_used > o.idle_close_after && it->second.use_count() == 1;
       it = idle ? slots.erase(it) : std::next(it);
@@ -187,7 +187,7 @@ struct LaneObserver::Impl {
 
   void MarkDown(const std::string& url, const Status& why) {
     std::lock_guard<std::mutex> lock(mu);
-    down[url] = {Clock::now() + o.cache_for, why};
+    down[url] = {SteadyClock::now() + o.cache_for, why};
   }
 
   // Called with slot.mu held.
@@ -197,7 +197,7 @@ struct LaneObserver::Impl {
       std::lock_guard<std::mutex> lock(mu);
       auto it = down.find(url);
       if (it != down.end()) {
-        if (Clock::now() < it->second.first) return it->second.second;
+        if (SteadyClock::now() < it->second.first) return it->second.second;
         down.erase(it);
       }
     }
@@ -259,10 +259,10 @@ LaneObservation LaneObserver::Observe(const LaneState& lane) {
   {
     std::lock_guard<std::mutex> lock(slot->mu);
     // Checked under the slot's lock: callers that waited for a read in flight reuse it.
-    auto now = Clock::now();
+    auto now = SteadyClock::now();
     if (!slot->cached || now - slot->cached_at >= impl_->o.cache_for) {
       slot->cached = impl_->Read(*slot, lane.redis_url, lane.spec.queue);
-      slot->cached_at = Clock::now();
+      slot->cached_at = SteadyClock::now();
     }
     out.queue = *slot->cached;
   }

@@ -1,0 +1,75 @@
+#include "controller/reconcile/work_queue.h"
+
+#include <algorithm>
+
+namespace lk {
+
+namespace {
+constexpr Clock::TimePoint kReady = Clock::TimePoint::min();
+}  // namespace
+
+WorkQueue::WorkQueue(const Clock& clock, RateLimit limit) : clock_(clock), limit_(limit) {}
+
+void WorkQueue::Add(const LaneKey& key) { AddAfter(key, Millis(0)); }
+
+void WorkQueue::AddAfter(const LaneKey& key, Millis delay) {
+  Clock::TimePoint at = delay.count() <= 0 ? kReady : clock_.Now() + delay;
+  auto it = due_at_.find(key);
+  if (it != due_at_.end()) {
+    if (it->second <= at) return;  // already due as soon or sooner
+    waiting_.erase({it->second, key});
+    it->second = at;
+  } else {
+    due_at_.emplace(key, at);
+  }
+  if (at == kReady) {
+    ready_.push_back(key);
+  } else {
+    waiting_.insert({at, key});
+  }
+}
+
+Millis WorkQueue::Backoff(int failures) const {
+  // base * 2^(failures-1), capped; the shift is bounded long before it could overflow.
+  int64_t ms = limit_.base.count() << std::min(failures - 1, 40);
+  return Millis(std::min<int64_t>(ms, limit_.max.count()));
+}
+
+void WorkQueue::AddRateLimited(const LaneKey& key) {
+  int failures = ++failures_[key];
+  AddAfter(key, Backoff(failures));
+}
+
+void WorkQueue::Forget(const LaneKey& key) { failures_.erase(key); }
+
+int WorkQueue::Failures(const LaneKey& key) const {
+  auto it = failures_.find(key);
+  return it == failures_.end() ? 0 : it->second;
+}
+
+void WorkQueue::Promote() {
+  auto now = clock_.Now();
+  while (!waiting_.empty() && waiting_.begin()->first <= now) {
+    LaneKey key = waiting_.begin()->second;
+    waiting_.erase(waiting_.begin());
+    due_at_[key] = kReady;
+    ready_.push_back(std::move(key));
+  }
+}
+
+std::optional<LaneKey> WorkQueue::Pop() {
+  Promote();
+  if (ready_.empty()) return std::nullopt;
+  LaneKey key = std::move(ready_.front());
+  ready_.pop_front();
+  due_at_.erase(key);
+  return key;
+}
+
+Clock::TimePoint WorkQueue::NextDue() const {
+  if (!ready_.empty()) return kReady;
+  if (waiting_.empty()) return Clock::TimePoint::max();
+  return waiting_.begin()->first;
+}
+
+}  // namespace lk
