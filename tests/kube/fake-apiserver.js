@@ -6,7 +6,7 @@
 //
 //   node fake-apiserver.js [--tls-dir DIR] [--token T] [--client-cert-required]
 //        [--history N] [--bookmark-interval MS] [--servicemonitor]
-//        [--kubelet --binary PATH [--kubelet-dir DIR]] [--verbose]
+//        [--kubelet --binary PATH [--kubelet-dir DIR] [--restart-backoff MS]] [--verbose]
 //
 // Binds 127.0.0.1 port 0 and prints one JSON line on stdout: {"url":"http://127.0.0.1:PORT"}
 // (https with --tls-dir, plus the certificate paths). Stops on SIGTERM, SIGINT, stdin EOF,
@@ -32,6 +32,7 @@ function parseArgs(argv) {
       case '--kubelet': o.kubelet = true; break;
       case '--binary': o.binary = path.resolve(value()); break;
       case '--kubelet-dir': o.kubeletDir = path.resolve(value()); break;
+      case '--restart-backoff': o.restartBackoffMs = Number(value()); break;
       case '--verbose': o.verbose = true; break;
       default: usage(`unknown argument ${a}`);
     }
@@ -57,11 +58,11 @@ async function main() {
   let kubelet = null;
   if (opts.kubelet) {
     const { FakeKubelet } = require('./fake/kubelet');
-    kubelet = new FakeKubelet(store, { binary: opts.binary, dir: opts.kubeletDir, log });
+    kubelet = new FakeKubelet(store, { binary: opts.binary, dir: opts.kubeletDir, restartBackoffMs: opts.restartBackoffMs, log });
     api.logSource = pod => kubelet.logPath(pod);
-    kubelet.start();
   }
   const port = await api.listen();
+  if (kubelet) { kubelet.apiPort = port; kubelet.start(); }
   const line = { url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}` };
   if (tls) Object.assign(line, { ca: path.join(opts.tlsDir, 'ca.crt'), clientCert: path.join(opts.tlsDir, 'client.crt'), clientKey: path.join(opts.tlsDir, 'client.key') });
   process.stdout.write(JSON.stringify(line) + '\n');

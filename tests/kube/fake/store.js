@@ -191,7 +191,8 @@ class Store {
     const managers = opts.managers || prev.clone();
     if (!opts.managers) managers.recordUpdate(old, out.obj, shapeFor(res), opts.fieldManager, opts.subresource, out.obj.apiVersion);
     const comparable = o => ({ ...o, metadata: { ...o.metadata, managedFields: undefined, resourceVersion: undefined } });
-    const unchanged = same(comparable(out.obj), comparable(old));
+    const ownership = m => m.render().map(e => ({ ...e, time: undefined }));
+    const unchanged = same(comparable(out.obj), comparable(old)) && same(ownership(managers), ownership(prev));
     if (unchanged) return { obj: old, code: 200, warnings: out.warnings };
     return this.commit(res, old, out, managers, opts, 200);
   }
