@@ -2,8 +2,9 @@
 // Decodes the Kubernetes protobuf wire format for the few kinds clients send that way: helm
 // writes its release Secrets as `application/vnd.kubernetes.protobuf`, and its DeleteOptions
 // too. The envelope is the 4 bytes `k8s\0`, then runtime.Unknown {1: TypeMeta {1: apiVersion,
-// 2: kind}, 2: raw}. Only Secret, ConfigMap and DeleteOptions are understood; anything else
-// is a 415 from the caller. Replies are always JSON (clients accept that).
+// 2: kind}, 2: raw}. Only Secret, ConfigMap, Namespace, ServiceAccount and DeleteOptions are
+// understood (what helm and `kubectl create secret|configmap|namespace|serviceaccount` send);
+// anything else is a 415 from the caller, so `kubectl create deployment` fails here. Replies are always JSON (clients accept that).
 
 function reader(buf) {
   let pos = 0;
@@ -123,7 +124,26 @@ function deleteOptions(bytes) {
   return d;
 }
 
-const DECODERS = { Secret: secret, ConfigMap: configMap, DeleteOptions: deleteOptions };
+function namespace(bytes) {
+  const n = { metadata: {} };
+  for (const f of fields(bytes)) {
+    if (f.no === 1) n.metadata = objectMeta(f.bytes);
+    if (f.no === 2) for (const g of fields(f.bytes)) if (g.no === 1) ((n.spec ||= {}).finalizers ||= []).push(str(g));
+  }
+  return n;
+}
+
+function serviceAccount(bytes) {
+  const a = { metadata: {} };
+  for (const f of fields(bytes)) {
+    if (f.no === 1) a.metadata = objectMeta(f.bytes);
+    if (f.no === 3) for (const g of fields(f.bytes)) if (g.no === 1) (a.imagePullSecrets ||= []).push({ name: str(g) });
+    if (f.no === 4) a.automountServiceAccountToken = f.value !== 0n;
+  }
+  return a;
+}
+
+const DECODERS = { Secret: secret, ConfigMap: configMap, Namespace: namespace, ServiceAccount: serviceAccount, DeleteOptions: deleteOptions };
 
 // Returns the object as JSON would have carried it, or null when its kind is not understood.
 function decode(buf) {
