@@ -281,6 +281,7 @@ class FakeApiServer {
       throw errors.badRequest(`container "${pod.spec.containers[0].name}" in pod "${name}" is waiting to start: ContainerCreating`);
     }
     resp.writeHead(200, { 'Content-Type': 'text/plain', 'Transfer-Encoding': 'chunked' });
+    resp.flushHeaders();
     let text = fs.readFileSync(file);
     const tail = q.get('tailLines');
     if (tail !== null) {

@@ -35,6 +35,7 @@ function watch(store, res, ns, q, { match, table, includeObject }, req, resp, { 
   const matches = o => o && inNs(o) && match(o);
 
   resp.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private', 'Transfer-Encoding': 'chunked' });
+  resp.flushHeaders();
   const send = (type, object) => { if (!resp.writableEnded) resp.write(JSON.stringify({ type, object }) + '\n'); };
 
   const initial = rvParam === '' || rvParam === '0' || sendInitial;
