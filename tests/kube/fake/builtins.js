@@ -26,6 +26,7 @@ const BUILTIN_KINDS = [
   kind('', 'v1', 'Service', 'services', { shortNames: ['svc'], categories: ['all'], status: true }),
   kind('', 'v1', 'ServiceAccount', 'serviceaccounts', { shortNames: ['sa'] }),
   kind('apps', 'v1', 'Deployment', 'deployments', { shortNames: ['deploy'], categories: ['all'], status: true, scale: true }),
+  kind('apps', 'v1', 'ReplicaSet', 'replicasets', { shortNames: ['rs'], categories: ['all'], status: true, scale: true }),
   kind('coordination.k8s.io', 'v1', 'Lease', 'leases'),
   kind('events.k8s.io', 'v1', 'Event', 'events', { shortNames: ['ev'] }),
   kind('rbac.authorization.k8s.io', 'v1', 'Role', 'roles'),
@@ -68,6 +69,11 @@ const DEFAULTERS = {
     s.strategy ??= { type: 'RollingUpdate' };
     s.strategy.type ??= 'RollingUpdate';
     if (s.strategy.type === 'RollingUpdate') s.strategy.rollingUpdate = { maxUnavailable: '25%', maxSurge: '25%', ...s.strategy.rollingUpdate };
+    defaultPodSpec(s.template && s.template.spec);
+  },
+  'apps/replicasets'(o) {
+    const s = o.spec ||= {};
+    s.replicas ??= 1;
     defaultPodSpec(s.template && s.template.spec);
   },
   '/pods'(o) { defaultPodSpec(o.spec); },

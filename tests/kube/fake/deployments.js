@@ -1,17 +1,20 @@
 'use strict';
-// The deployment controller's part of the fake kubelet: for each apps/v1 Deployment it keeps
-// spec.replicas Pods of the current template, named `<deploy>-<podTemplateHash>-<5 chars>`,
-// labelled with the template's labels and `pod-template-hash`, owned by the Deployment (there
-// are no ReplicaSets: pods point at the Deployment directly), and writes the Deployment's
-// status (replicas, updatedReplicas, readyReplicas, availableReplicas, observedGeneration,
-// conditions Available and Progressing).
-//   - Recreate: every old pod is deleted, and no new pod is created until they are all gone
-//     (the kubelet removes a pod only after its process was reaped);
-//   - RollingUpdate: new pods are created first, old ones deleted once the new are ready.
+// The controllers the fake kubelet runs besides itself, as kube-controller-manager would:
+//   - deployment: for each apps/v1 Deployment one ReplicaSet per pod template
+//     (`<deploy>-<podTemplateHash>`, annotated with the revision), owned by the Deployment;
+//     Recreate scales every old ReplicaSet to 0 and creates no new pod until all old pods are
+//     gone (the kubelet removes a pod only after its process was reaped); RollingUpdate scales
+//     the new ReplicaSet up first and the old ones down once the new pods are ready. Status:
+//     replicas, updatedReplicas, readyReplicas, availableReplicas, observedGeneration,
+//     conditions Available and Progressing.
+//   - replicaset: keeps spec.replicas Pods (`<rs>-<5 chars>`, template labels plus
+//     pod-template-hash, owned by the ReplicaSet) and writes the ReplicaSet's status.
+// minReadySeconds, maxSurge/maxUnavailable arithmetic and progress deadlines are not modelled.
 
 const crypto = require('crypto');
 
 const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+const REVISION = 'deployment.kubernetes.io/revision';
 
 function templateHash(template) {
   return crypto.createHash('sha256').update(JSON.stringify(template)).digest('hex').slice(0, 10);
@@ -21,61 +24,95 @@ function isReady(pod) {
   return ((pod.status && pod.status.conditions) || []).some(c => c.type === 'Ready' && c.status === 'True');
 }
 
+const ownedBy = uid => o => (o.metadata.ownerReferences || []).some(r => r.uid === uid);
+const ownerRef = o => ({ apiVersion: o.apiVersion, kind: o.kind, name: o.metadata.name, uid: o.metadata.uid, controller: true, blockOwnerDeletion: true });
+
 class DeploymentController {
   constructor(store, log) {
     this.store = store;
     this.log = log;
     this.deployments = store.resource('apps', 'v1', 'deployments');
+    this.replicasets = store.resource('apps', 'v1', 'replicasets');
     this.pods = store.resource('', 'v1', 'pods');
   }
 
   reconcileAll() {
-    for (const d of this.store.list(this.deployments, '').items) {
-      try { this.reconcile(d); } catch (e) { this.log(`deployment ${d.metadata.namespace}/${d.metadata.name}: ${e.message}`); }
+    for (const [res, fn] of [[this.deployments, d => this.reconcileDeployment(d)], [this.replicasets, rs => this.reconcileReplicaSet(rs)]]) {
+      for (const o of this.store.list(res, '').items) {
+        try { fn(o); } catch (e) { if (e.code !== 409 && e.code !== 404) this.log(`${o.kind} ${o.metadata.namespace}/${o.metadata.name}: ${e.stack}`); }
+      }
     }
   }
 
-  reconcile(d) {
+  podsOf(rs, includeTerminating = false) {
+    return this.store.list(this.pods, rs.metadata.namespace, p => ownedBy(rs.metadata.uid)(p) && (includeTerminating || !p.metadata.deletionTimestamp)).items;
+  }
+
+  reconcileDeployment(d) {
     if (d.metadata.deletionTimestamp) return;
     const ns = d.metadata.namespace;
     const hash = templateHash(d.spec.template);
-    const owned = this.store.list(this.pods, ns, p => (p.metadata.ownerReferences || []).some(r => r.uid === d.metadata.uid)).items;
-    const live = owned.filter(p => !p.metadata.deletionTimestamp);
-    const current = live.filter(p => (p.metadata.labels || {})['pod-template-hash'] === hash);
-    const old = owned.filter(p => (p.metadata.labels || {})['pod-template-hash'] !== hash);
-    const want = d.spec.paused ? current.length : d.spec.replicas ?? 1;
+    const owned = this.store.list(this.replicasets, ns, ownedBy(d.metadata.uid)).items;
+    const revision = Math.max(0, ...owned.map(r => Number((r.metadata.annotations || {})[REVISION] || 0)));
+    let current = owned.find(r => (r.metadata.labels || {})['pod-template-hash'] === hash);
+    const old = owned.filter(r => r !== current);
+    const want = d.spec.replicas ?? 1;
     const recreate = d.spec.strategy && d.spec.strategy.type === 'Recreate';
+    if (!current) current = this.createReplicaSet(d, hash, recreate && old.some(r => this.podsOf(r, true).length) ? 0 : want, revision + 1);
 
     if (recreate) {
-      for (const p of old) if (!p.metadata.deletionTimestamp) this.deletePod(p);
-      if (old.length === 0) this.scaleTo(d, hash, current, want);
+      for (const r of old) this.scaleReplicaSet(r, 0);
+      const oldPods = old.reduce((n, r) => n + this.podsOf(r, true).length, 0);
+      if (oldPods === 0) this.scaleReplicaSet(current, want);
     } else {
-      this.scaleTo(d, hash, current, want);
-      const readyNew = current.filter(isReady).length;
-      if (readyNew >= want) for (const p of old) if (!p.metadata.deletionTimestamp) this.deletePod(p);
+      this.scaleReplicaSet(current, want);
+      const readyNew = this.podsOf(current).filter(isReady).length;
+      if (readyNew >= want) for (const r of old) this.scaleReplicaSet(r, 0);
     }
-    this.writeStatus(d, hash);
+    this.writeDeploymentStatus(this.store.get(this.deployments, ns, d.metadata.name), current, [current, ...old]);
   }
 
-  scaleTo(d, hash, current, want) {
-    for (let i = current.length; i < want; i++) this.createPod(d, hash);
-    const extra = current.slice().sort((a, b) => b.metadata.creationTimestamp.localeCompare(a.metadata.creationTimestamp)).slice(0, Math.max(0, current.length - want));
-    for (const p of extra) this.deletePod(p);
-  }
-
-  createPod(d, hash) {
+  createReplicaSet(d, hash, replicas, revision) {
     const t = structuredClone(d.spec.template);
+    t.metadata = { ...t.metadata, labels: { ...(t.metadata && t.metadata.labels), 'pod-template-hash': hash } };
+    return this.store.create(this.replicasets, d.metadata.namespace, {
+      apiVersion: 'apps/v1', kind: 'ReplicaSet',
+      metadata: { name: `${d.metadata.name}-${hash}`, labels: t.metadata.labels,
+        annotations: { [REVISION]: String(revision), 'deployment.kubernetes.io/desired-replicas': String(d.spec.replicas ?? 1) },
+        ownerReferences: [ownerRef(d)] },
+      spec: { replicas, selector: { matchLabels: { ...(d.spec.selector.matchLabels || {}), 'pod-template-hash': hash } }, template: t },
+    }, { fieldManager: 'kube-controller-manager' }).obj;
+  }
+
+  scaleReplicaSet(rs, replicas) {
+    const cur = this.store.get(this.replicasets, rs.metadata.namespace, rs.metadata.name);
+    if (cur.spec.replicas === replicas) return;
+    this.store.writeExisting(this.replicasets, cur.metadata.namespace, cur, { ...cur, spec: { ...cur.spec, replicas } }, { fieldManager: 'kube-controller-manager' });
+  }
+
+  reconcileReplicaSet(rs) {
+    if (rs.metadata.deletionTimestamp) return;
+    const pods = this.podsOf(rs);
+    const want = rs.spec.replicas ?? 1;
+    for (let i = pods.length; i < want; i++) this.createPod(rs);
+    const extra = pods.slice().sort((a, b) => b.metadata.creationTimestamp.localeCompare(a.metadata.creationTimestamp)).slice(0, Math.max(0, pods.length - want));
+    for (const p of extra) this.deletePod(p);
+    const live = this.podsOf(rs);
+    const ready = live.filter(isReady).length;
+    const status = { replicas: live.length, fullyLabeledReplicas: live.length, readyReplicas: ready, availableReplicas: ready, observedGeneration: rs.metadata.generation };
+    for (const k of ['fullyLabeledReplicas', 'readyReplicas', 'availableReplicas']) if (!status[k]) delete status[k];
+    if (JSON.stringify(status) === JSON.stringify(rs.status || {})) return;
+    const cur = this.store.get(this.replicasets, rs.metadata.namespace, rs.metadata.name);
+    this.store.writeExisting(this.replicasets, cur.metadata.namespace, cur, { ...cur, status }, { subresource: 'status', fieldManager: 'kube-controller-manager' });
+  }
+
+  createPod(rs) {
+    const t = structuredClone(rs.spec.template);
     const meta = t.metadata || {};
-    this.store.create(this.pods, d.metadata.namespace, {
+    this.store.create(this.pods, rs.metadata.namespace, {
       apiVersion: 'v1', kind: 'Pod',
-      metadata: {
-        generateName: `${d.metadata.name}-${hash}-`,
-        labels: { ...meta.labels, 'pod-template-hash': hash },
-        annotations: meta.annotations,
-        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: d.metadata.name, uid: d.metadata.uid, controller: true, blockOwnerDeletion: true }],
-      },
+      metadata: { generateName: `${rs.metadata.name}-`, labels: meta.labels, annotations: meta.annotations, ownerReferences: [ownerRef(rs)] },
       spec: { ...t.spec, nodeName: 'fake-node' },
-      status: { phase: 'Pending' },
     }, { fieldManager: 'kube-controller-manager' });
   }
 
@@ -83,20 +120,21 @@ class DeploymentController {
     try { this.store.delete(this.pods, p.metadata.namespace, p.metadata.name, {}); } catch (e) { if (e.code !== 404) throw e; }
   }
 
-  writeStatus(d, hash) {
-    const pods = this.store.list(this.pods, d.metadata.namespace,
-      p => (p.metadata.ownerReferences || []).some(r => r.uid === d.metadata.uid) && !p.metadata.deletionTimestamp).items;
-    const updated = pods.filter(p => (p.metadata.labels || {})['pod-template-hash'] === hash);
+  writeDeploymentStatus(d, current, all) {
+    const pods = all.flatMap(r => this.podsOf(r));
+    const updated = this.podsOf(current);
     const ready = pods.filter(isReady);
     const want = d.spec.replicas ?? 1;
     const old = d.status || {};
     const cond = (type, status, reason, message) => {
       const prev = (old.conditions || []).find(c => c.type === type);
-      const t = prev && prev.status === status ? prev.lastTransitionTime : now();
-      return { type, status, reason, message, lastUpdateTime: prev && prev.status === status && prev.reason === reason ? prev.lastUpdateTime : now(), lastTransitionTime: t };
+      return { type, status, reason, message,
+        lastUpdateTime: prev && prev.status === status && prev.reason === reason ? prev.lastUpdateTime : now(),
+        lastTransitionTime: prev && prev.status === status ? prev.lastTransitionTime : now() };
     };
     const available = ready.length >= want;
-    const complete = updated.length === want && pods.length === want && available;
+    const complete = updated.length === want && pods.length === want && updated.filter(isReady).length === want;
+    const rsName = current.metadata.name;
     const status = {
       observedGeneration: d.metadata.generation,
       replicas: pods.length,
@@ -108,14 +146,13 @@ class DeploymentController {
         cond('Available', available ? 'True' : 'False', available ? 'MinimumReplicasAvailable' : 'MinimumReplicasUnavailable',
           available ? 'Deployment has minimum availability.' : 'Deployment does not have minimum availability.'),
         cond('Progressing', 'True', complete ? 'NewReplicaSetAvailable' : 'ReplicaSetUpdated',
-          complete ? `ReplicaSet "${d.metadata.name}-${hash}" has successfully progressed.` : `ReplicaSet "${d.metadata.name}-${hash}" is progressing.`),
+          complete ? `ReplicaSet "${rsName}" has successfully progressed.` : `ReplicaSet "${rsName}" is progressing.`),
       ],
     };
     for (const k of ['readyReplicas', 'availableReplicas', 'unavailableReplicas', 'updatedReplicas', 'replicas']) if (!status[k]) delete status[k];
     const strip = s => JSON.stringify({ ...s, conditions: (s.conditions || []).map(c => ({ ...c, lastUpdateTime: undefined, lastTransitionTime: undefined })) });
     if (strip(status) === strip(old)) return;
-    this.store.writeExisting(this.deployments, d.metadata.namespace, d, { ...d, status },
-      { subresource: 'status', fieldManager: 'kube-controller-manager' });
+    this.store.writeExisting(this.deployments, d.metadata.namespace, d, { ...d, status }, { subresource: 'status', fieldManager: 'kube-controller-manager' });
   }
 }
 

@@ -1,7 +1,7 @@
 'use strict';
 // The fake kubelet (in the fake API server's process, behind `--kubelet --binary PATH`): runs
 // each Pod's first container as a real local process, and the deployment controller's part
-// (deployments.js) that makes Pods from Deployments.
+// (deployments.js) that makes ReplicaSets and Pods from Deployments.
 //   - a process per pod, in its own process group, stdout and stderr appended to the pod's
 //     log file (served as pods/NAME/log, so `kubectl logs` works); argv, env and volumes as
 //     podspec.js resolves them (a missing Secret or key: waiting, CreateContainerConfigError,
@@ -54,7 +54,7 @@ class FakeKubelet {
   start() {
     this.store.hooks.podDeleting = pod => this.terminate(pod);
     this.unsubscribe = this.store.subscribe('/pods', this.store.rv, () => this.schedule());
-    const others = ['apps/deployments', '/secrets', '/configmaps'].map(k => this.store.subscribe(k, this.store.rv, () => this.schedule()));
+    const others = ['apps/deployments', 'apps/replicasets', '/secrets', '/configmaps'].map(k => this.store.subscribe(k, this.store.rv, () => this.schedule()));
     this.unsubscribeOthers = () => others.forEach(u => u());
     this.tick = setInterval(() => this.schedule(), 1000);
     this.schedule();
