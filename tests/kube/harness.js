@@ -62,6 +62,7 @@ class FakeCluster {
     c.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lanekeeper-kube-test-'));
     const fullArgs = [path.join(__dirname, 'fake-apiserver.js'), ...args];
     if (tls) fullArgs.push('--tls-dir', path.join(c.dir, 'tls'));
+    if (args.includes('--kubelet')) fullArgs.push('--kubelet-dir', path.join(c.dir, 'kubelet'));
     c.proc = spawn(process.execPath, fullArgs, { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     c.stderr = '';
     c.proc.stderr.on('data', d => { c.stderr += d; });
@@ -181,7 +182,20 @@ class FakeCluster {
       const done = await Promise.race([this.exited.then(() => true), new Promise(r => setTimeout(() => r(false), 10000))]);
       if (!done) { try { process.kill(-proc.pid, 'SIGKILL'); } catch { /* gone */ } await this.exited; }
     }
+    this.killStrays();
     fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  // The safety net behind the fake's own cleanup: pod processes run with their pod directory
+  // (under this test's temp dir) as their working directory; any still there are killed.
+  killStrays() {
+    for (const pid of fs.readdirSync('/proc').filter(d => /^\d+$/.test(d))) {
+      let cwd;
+      try { cwd = fs.readlinkSync(`/proc/${pid}/cwd`); } catch { continue; }
+      if (cwd === this.dir || cwd.startsWith(this.dir + path.sep)) {
+        try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ }
+      }
+    }
   }
 }
 
