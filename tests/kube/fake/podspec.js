@@ -3,7 +3,8 @@
 // `command` + `args` with Kubernetes' `$(VAR)` expansion (`$$` escapes), a leading
 // `lanekeeper` (or no `command` at all: the image's entrypoint) mapped to --binary; env from
 // literal values, `valueFrom` (secretKeyRef, configMapKeyRef, fieldRef) and `envFrom`, plus
-// HOSTNAME = pod name and KUBERNETES_SERVICE_HOST/PORT; ConfigMap, Secret and emptyDir
+// HOSTNAME = pod name, KUBERNETES_SERVICE_HOST/PORT (the fake itself), PATH and the
+// sanitizer options of the fake's own environment, HOME = the pod's directory; ConfigMap, Secret and emptyDir
 // volumes written into the pod's own directory.
 //
 // The one place the fake differs from a kubelet on purpose: there are no mount namespaces,
@@ -16,6 +17,8 @@ const fs = require('fs');
 const path = require('path');
 
 class ConfigError extends Error {}
+
+const SANITIZER_ENV = ['ASAN_OPTIONS', 'LSAN_OPTIONS', 'UBSAN_OPTIONS'];
 
 function expand(s, env) {
   return String(s).replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)/g, (m, name) => {
@@ -131,6 +134,8 @@ function resolveContainer(pod, lookup, { binary, dir, apiPort }) {
   const c = pod.spec.containers[0];
   const base = { PATH: process.env.PATH, HOME: dir, HOSTNAME: pod.metadata.name,
     KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(apiPort || 443) };
+  // The sanitizer settings of a test run reach the binaries it runs in pods.
+  for (const k of SANITIZER_ENV) if (process.env[k] !== undefined) base[k] = process.env[k];
   const env = containerEnv(pod, c, lookup, base);
   const mounts = materializeVolumes(pod, c, lookup, dir);
   let argv = [...(c.command || []), ...(c.args || [])].map(a => expand(a, env));
