@@ -18,7 +18,7 @@
 // own CEL libraries (quantity, url, ip, ...); formats other than date-time are not checked.
 
 const Ajv = require('ajv');
-const { run, parse, isCelError } = require('@bufbuild/cel');
+const { parse, plan, celEnv, isCelError } = require('@bufbuild/cel');
 const { strings } = require('@bufbuild/cel/ext');
 const { isObj } = require('./patch');
 
@@ -131,24 +131,25 @@ function schemaTypeName(s) {
   return '';
 }
 
-// Rules that parsed when their CRD was stored; a rule that did not is never evaluated.
-const compiledRules = new WeakSet();
+// Rules that parsed when their CRD was stored, each with its evaluation plan; a rule that
+// did not parse is never evaluated.
+const compiledRules = new WeakMap();
+const CEL_ENV = celEnv({ funcs: strings });
 
 function compileRules(schema, path, problems) {
   for (const [i, r] of (schema['x-kubernetes-validations'] || []).entries()) {
-    try {
-      parse(r.rule);
-      compiledRules.add(r);
-    } catch (e) {
-      problems.push({ field: `${path}.x-kubernetes-validations[${i}].rule`,
-        message: `Invalid value: ${JSON.stringify(r.rule)}: compilation failed: ERROR: ${e.message}` });
+    const at = `${path}.x-kubernetes-validations[${i}]`;
+    let rulePlan, messagePlan = null;
+    try { rulePlan = plan(CEL_ENV, parse(r.rule)); } catch (e) {
+      problems.push({ field: `${at}.rule`, message: `Invalid value: ${JSON.stringify(r.rule)}: compilation failed: ERROR: ${e.message}` });
     }
     if (r.messageExpression) {
-      try { parse(r.messageExpression); } catch (e) {
-        problems.push({ field: `${path}.x-kubernetes-validations[${i}].messageExpression`,
+      try { messagePlan = plan(CEL_ENV, parse(r.messageExpression)); } catch (e) {
+        problems.push({ field: `${at}.messageExpression`,
           message: `Invalid value: ${JSON.stringify(r.messageExpression)}: messageExpression compilation failed: ERROR: ${e.message}` });
       }
     }
+    if (rulePlan) compiledRules.set(r, { rulePlan, messagePlan });
   }
   for (const [k, v] of Object.entries(schema.properties || {})) compileRules(v, `${path}.properties[${k}]`, problems);
   if (isObj(schema.additionalProperties)) compileRules(schema.additionalProperties, `${path}.additionalProperties`, problems);
@@ -244,19 +245,22 @@ function prune(v, s, path, unknown, root) {
 function celWalk(s, v, old, path, causes) {
   if (v === undefined || !s) return;
   for (const r of s['x-kubernetes-validations'] || []) {
-    if (!compiledRules.has(r)) continue;
+    const compiled = compiledRules.get(r);
+    if (!compiled) continue;
     const usesOldSelf = /\boldSelf\b/.test(r.rule);
     if (usesOldSelf && old === undefined && !r.optionalOldSelf) continue;
     const bindings = { self: toCel(v, s) };
     if (usesOldSelf) bindings.oldSelf = toCel(old, s);
-    const result = run(r.rule, bindings, { funcs: strings });
+    let result;
+    try { result = compiled.rulePlan(bindings); } catch (e) { result = e; }
     if (result === true) continue;
     let message = r.message || `failed rule: ${r.rule.trim()}`;
     if (r.messageExpression) {
-      const m = run(r.messageExpression, bindings, { funcs: strings });
+      let m = null;
+      try { m = compiled.messagePlan && compiled.messagePlan(bindings); } catch { m = null; }
       if (typeof m === 'string' && m.trim() !== '') message = m;
     }
-    if (isCelError(result)) message = `${message}: ${result.message}`;
+    if (isCelError(result) || result instanceof Error) message = `${message}: ${result.message}`;
     const field = r.fieldPath ? (path + r.fieldPath).replace(/^\./, '') : path;
     const reason = r.reason || 'FieldValueInvalid';
     const text = PREFIX[reason] ? `${PREFIX[reason]}: ${message}` : `Invalid value: "${schemaTypeName(s)}": ${message}`;
