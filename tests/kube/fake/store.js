@@ -52,6 +52,7 @@ class Store {
     this.listeners = new Set();
     this.hooks = { podDeleting: null }; // set by the fake kubelet
     this.gcScheduled = false;
+    this.gcCandidates = new Set(); // uids of objects with ownerReferences or a deletionTimestamp
     for (const ns of ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
       this.create(this.resource('', 'v1', 'namespaces'), '', { metadata: { name: ns } }, {});
     }
@@ -313,6 +314,7 @@ class Store {
     const stored = clone(obj);
     this.coll(res).set(`${stored.metadata.namespace || ''}/${stored.metadata.name}`, stored);
     this.byUid.set(stored.metadata.uid, { skey: Registry.storageKey(res), obj: stored });
+    this.trackGcCandidate(stored);
     if (res.plural === 'customresourcedefinitions' && res.group === 'apiextensions.k8s.io') {
       this.registry.setCrd(stored, this.pendingCrd);
     }
@@ -328,6 +330,7 @@ class Store {
     if (!stored || stored.metadata.uid !== obj.metadata.uid) return null;
     this.coll(res).delete(key);
     this.byUid.delete(stored.metadata.uid);
+    this.gcCandidates.delete(stored.metadata.uid);
     this.managers.delete(stored.metadata.uid);
     const gone = clone(stored);
     gone.metadata.resourceVersion = String(++this.rv);
@@ -364,6 +367,7 @@ class Store {
       const stored = clone(obj);
       this.coll(res).set(`${ns}/${name}`, stored);
       this.byUid.set(stored.metadata.uid, { skey: Registry.storageKey(res), obj: stored });
+      this.trackGcCandidate(stored);
       this.record(res, 'MODIFIED', stored, old);
       this.scheduleGc();
       if (podDeleting) podDeleting(stored);
@@ -404,6 +408,12 @@ class Store {
 
   // ---- garbage collection --------------------------------------------------------------
 
+  // Only objects with owners or a deletionTimestamp can need the collector.
+  trackGcCandidate(obj) {
+    if ((obj.metadata.ownerReferences || []).length || obj.metadata.deletionTimestamp) this.gcCandidates.add(obj.metadata.uid);
+    else this.gcCandidates.delete(obj.metadata.uid);
+  }
+
   scheduleGc() {
     if (this.gcScheduled) return;
     this.gcScheduled = true;
@@ -411,9 +421,10 @@ class Store {
   }
 
   collectGarbage() {
-    const entries = [...this.byUid.values()];
+    const entries = [...this.gcCandidates].map(uid => this.byUid.get(uid)).filter(Boolean);
+    const resources = new Map(this.registry.resources.map(r => [Registry.storageKey(r), r]));
     for (const { skey, obj } of entries) {
-      const res = this.resourceOfStorage(skey);
+      const res = resources.get(skey);
       if (!res || !this.byUid.has(obj.metadata.uid)) continue;
       const ns = obj.metadata.namespace || '';
       const refs = obj.metadata.ownerReferences || [];
