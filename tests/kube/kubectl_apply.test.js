@@ -202,6 +202,16 @@ spec:
   assert.equal(d.spec.strategy.type, 'RollingUpdate', 'defaulted');
 });
 
+test('kubectl patch --type json edits a Lane; a failing test op changes nothing', async () => {
+  await cluster.ok(['patch', 'lane', 'knowledge', '--type=json', '-p', '[{"op":"replace","path":"/spec/supervisor/concurrency","value":7},{"op":"add","path":"/metadata/labels","value":{"team":"a"}}]']);
+  const lane = await cluster.getJson(['lane', 'knowledge']);
+  assert.equal(lane.spec.supervisor.concurrency, 7);
+  assert.equal(lane.metadata.labels.team, 'a');
+  const r = await cluster.kubectl(['patch', 'lane', 'knowledge', '--type=json', '-p', '[{"op":"test","path":"/spec/queue","value":"nope"},{"op":"remove","path":"/spec/supervisor"}]']);
+  assert.notEqual(r.code, 0);
+  assert.equal((await cluster.getJson(['lane', 'knowledge'])).spec.supervisor.concurrency, 7);
+});
+
 test('namespaced objects in a missing namespace are refused, as for real', async () => {
   const r = await cluster.kubectl(['-n', 'nowhere', 'create', 'configmap', 'x', '--from-literal=a=b']);
   assert.notEqual(r.code, 0);

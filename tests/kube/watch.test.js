@@ -159,3 +159,41 @@ test('kubectl get --watch prints changes as they happen', async () => {
   const r = await proc;
   assert.match(r.stdout, /watched-by-kubectl/);
 });
+
+test('a Lease behaves as leader election needs: create once, renew with the current resourceVersion, lose a race with 409', async () => {
+  const LEASES = '/apis/coordination.k8s.io/v1/namespaces/default/leases';
+  const lease = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'lanekeeper-controller' },
+    spec: { holderIdentity: 'a', leaseDurationSeconds: 15, acquireTime: '2026-01-01T00:00:00.000000Z', renewTime: '2026-01-01T00:00:00.000000Z', leaseTransitions: 0 } };
+  const created = await cluster.request('POST', LEASES, { body: lease });
+  assert.equal(created.status, 201);
+  const second = await cluster.request('POST', LEASES, { body: { ...lease, spec: { ...lease.spec, holderIdentity: 'b' } } });
+  assert.equal(second.status, 409);
+  const renewA = await cluster.request('PUT', `${LEASES}/lanekeeper-controller`, { body: { ...created.json, spec: { ...created.json.spec, renewTime: '2026-01-01T00:00:10.000000Z' } } });
+  assert.equal(renewA.status, 200);
+  const takeB = await cluster.request('PUT', `${LEASES}/lanekeeper-controller`, { body: { ...created.json, spec: { ...created.json.spec, holderIdentity: 'b' } } });
+  assert.equal(takeB.status, 409, 'b read the lease before a renewed it');
+  assert.equal((await cluster.request('GET', `${LEASES}/lanekeeper-controller`)).json.spec.holderIdentity, 'a');
+});
+
+test('Events of core/v1 and events.k8s.io/v1 are stored and listed', async () => {
+  const core = await cluster.request('POST', '/api/v1/namespaces/default/events', { body: { apiVersion: 'v1', kind: 'Event', metadata: { name: 'lane.1' },
+    involvedObject: { apiVersion: 'lanekeeper.dev/v1alpha1', kind: 'Lane', name: 'knowledge', namespace: 'default' }, reason: 'Ready', message: 'lane ready', type: 'Normal' } });
+  assert.equal(core.status, 201, core.text);
+  const ev = await cluster.request('POST', '/apis/events.k8s.io/v1/namespaces/default/events', { body: { apiVersion: 'events.k8s.io/v1', kind: 'Event', metadata: { name: 'lane.2' },
+    eventTime: '2026-01-01T00:00:00.000000Z', reportingController: 'lanekeeper.dev/controller', reportingInstance: 'x', action: 'Reconcile', reason: 'Ready', type: 'Normal',
+    regarding: { kind: 'Lane', name: 'knowledge', namespace: 'default' } } });
+  assert.equal(ev.status, 201, ev.text);
+  const listed = await cluster.request('GET', `/api/v1/namespaces/default/events?fieldSelector=${encodeURIComponent('involvedObject.name=knowledge,reason=Ready')}`);
+  assert.deepEqual(listed.json.items.map(i => i.metadata.name), ['lane.1']);
+  const unsupported = await cluster.request('GET', `/api/v1/namespaces/default/configmaps?fieldSelector=${encodeURIComponent('data.a=b')}`);
+  assert.equal(unsupported.status, 400);
+  assert.match(unsupported.json.message, /field label not supported: data\.a/);
+});
+
+test('--servicemonitor is off by default: monitoring.coreos.com is not served', async () => {
+  assert.equal((await cluster.request('GET', '/apis/monitoring.coreos.com/v1')).status, 404);
+  const sm = await FakeCluster.start({ args: ['--servicemonitor'] });
+  try {
+    assert.match(await sm.ok(['api-resources', '--api-group=monitoring.coreos.com']), /servicemonitors\s+smon\s+monitoring\.coreos\.com\/v1\s+true\s+ServiceMonitor/);
+  } finally { await sm.stop(); }
+});
