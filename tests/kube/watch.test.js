@@ -2,7 +2,7 @@
 // List and watch over plain HTTP, as a controller's client uses them: resourceVersions,
 // events newer than a version only, bookmarks, initial events for kubectl 1.35's
 // sendInitialEvents, selectors, 410 for a version the history no longer holds, 409 for a
-// stale update.
+// stale update; Leases for leader election, Events, and --servicemonitor.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
