@@ -183,19 +183,25 @@ test('kubectl logs -f follows the pod log', async () => {
 test('the fake stops its pod processes when its parent dies', async () => {
   const marker = `orphan-check-${process.pid}-${Date.now()}`;
   const dir = fs.mkdtempSync(path.join(cluster.dir, 'parent-'));
-  const parent = spawn('sh', ['-c', `node ${path.join(__dirname, 'fake-apiserver.js')} --kubelet --binary ${BIN} > ${dir}/out < /dev/null & wait`], { stdio: 'ignore', detached: true });
-  const url = await waitFor(() => { const t = fs.existsSync(`${dir}/out`) && fs.readFileSync(`${dir}/out`, 'utf8'); return t && JSON.parse(t.split('\n')[0]).url; }, { what: 'the inner fake URL' });
-  const http = require('http');
-  const body = JSON.stringify(deployment('orphan', { command: ['sh', '-c', `sleep 600; : ${marker}`] }));
-  await new Promise((resolve, reject) => {
-    const req = http.request(`${url}/apis/apps/v1/namespaces/default/deployments`, { method: 'POST', headers: { 'Content-Type': 'application/json' } }, res => { res.resume(); res.on('end', resolve); });
-    req.on('error', reject);
-    req.end(body);
-  });
   const found = () => fs.readdirSync('/proc').filter(d => /^\d+$/.test(d)).some(pid => {
     try { return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker); } catch { return false; }
   });
-  await waitFor(found, { what: 'the pod process to start' });
-  process.kill(parent.pid, 'SIGKILL'); // the shell only: the fake sees itself re-parented
-  await waitFor(() => !found(), { what: 'the pod process to be stopped after the parent died', timeoutMs: 20000 });
+  // The inner fake's kubelet dir is under this test's dir, so the harness's stray-process
+  // check covers its pods even if this test fails half-way.
+  const parent = spawn('sh', ['-c', `node ${path.join(__dirname, 'fake-apiserver.js')} --kubelet --binary ${BIN} --kubelet-dir ${dir}/kubelet > ${dir}/out < /dev/null & wait`], { stdio: 'ignore', detached: true });
+  try {
+    const url = await waitFor(() => { const t = fs.existsSync(`${dir}/out`) && fs.readFileSync(`${dir}/out`, 'utf8'); return t && JSON.parse(t.split('\n')[0]).url; }, { what: 'the inner fake URL' });
+    const http = require('http');
+    const body = JSON.stringify(deployment('orphan', { command: ['sh', '-c', `sleep 600; : ${marker}`] }));
+    await new Promise((resolve, reject) => {
+      const req = http.request(`${url}/apis/apps/v1/namespaces/default/deployments`, { method: 'POST', headers: { 'Content-Type': 'application/json' } }, res => { res.resume(); res.on('end', resolve); });
+      req.on('error', reject);
+      req.end(body);
+    });
+    await waitFor(found, { what: 'the pod process to start' });
+    process.kill(parent.pid, 'SIGKILL'); // the shell only: the fake sees itself re-parented
+    await waitFor(() => !found(), { what: 'the pod process to be stopped after the parent died', timeoutMs: 20000 });
+  } finally {
+    try { process.kill(-parent.pid, 'SIGTERM'); } catch { /* already gone */ }
+  }
 });
