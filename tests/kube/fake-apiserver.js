@@ -5,7 +5,7 @@
 // What it serves and how it differs from a real API server: README.md beside this file.
 //
 //   node fake-apiserver.js [--tls-dir DIR] [--token T] [--client-cert-required]
-//        [--history N] [--bookmark-interval MS] [--servicemonitor]
+//        [--history N] [--bookmark-interval MS] [--expired-watch-status] [--servicemonitor]
 //        [--kubelet --binary PATH [--kubelet-dir DIR] [--restart-backoff MS]] [--verbose]
 //
 // Binds 127.0.0.1 port 0 and prints one JSON line on stdout: {"url":"http://127.0.0.1:PORT"}
@@ -28,6 +28,7 @@ function parseArgs(argv) {
       case '--client-cert-required': o.requireClientCert = true; break;
       case '--history': o.history = Number(value()); break;
       case '--bookmark-interval': o.bookmarkIntervalMs = Number(value()); break;
+      case '--expired-watch-status': o.expiredAsStatus = true; break;
       case '--servicemonitor': o.serviceMonitor = true; break;
       case '--kubelet': o.kubelet = true; break;
       case '--binary': o.binary = path.resolve(value()); break;
@@ -54,7 +55,7 @@ async function main() {
   if (opts.serviceMonitor) require('./fake/servicemonitor').install(store);
   const tls = opts.tlsDir ? ensureCertificates(opts.tlsDir) : null;
   const api = new FakeApiServer(store, { token: opts.token, tls, requireClientCert: opts.requireClientCert,
-    bookmarkIntervalMs: opts.bookmarkIntervalMs, log });
+    bookmarkIntervalMs: opts.bookmarkIntervalMs, expiredAsStatus: opts.expiredAsStatus, log });
   let kubelet = null;
   if (opts.kubelet) {
     const { FakeKubelet } = require('./fake/kubelet');

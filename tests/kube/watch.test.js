@@ -109,6 +109,18 @@ test('a resourceVersion older than the history is 410 Expired; a fresh list reco
   ok.close();
 });
 
+test('with --expired-watch-status a too-old resourceVersion is an HTTP 410 Status', async () => {
+  const c = await FakeCluster.start({ args: ['--history', '3', '--expired-watch-status'] });
+  try {
+    const old = (await c.request('GET', CM)).json.metadata.resourceVersion;
+    for (let i = 0; i < 5; i++) await c.request('POST', CM, { body: cm(`x-${i}`) });
+    const r = await c.request('GET', `${CM}?watch=true&resourceVersion=${old}`);
+    assert.equal(r.status, 410);
+    assert.equal(r.json.kind, 'Status');
+    assert.equal(r.json.reason, 'Expired');
+  } finally { await c.stop(); }
+});
+
 test('an update with a stale resourceVersion is 409 Conflict; with the current one it succeeds', async () => {
   const created = await cluster.request('POST', CM, { body: cm('stale', { v: '1' }) });
   const v1 = created.json;

@@ -50,11 +50,12 @@ function decodeBody(buf, contentType, res) {
 }
 
 class FakeApiServer {
-  constructor(store, { token = null, tls = null, requireClientCert = false, bookmarkIntervalMs = 5000, log = () => {} }) {
+  constructor(store, { token = null, tls = null, requireClientCert = false, bookmarkIntervalMs = 5000, expiredAsStatus = false, log = () => {} }) {
     this.store = store;
     this.token = token;
     this.requireClientCert = requireClientCert;
     this.bookmarkIntervalMs = bookmarkIntervalMs;
+    this.expiredAsStatus = expiredAsStatus;
     this.log = log;
     this.watches = new Set();
     this.logSource = null; // set by the fake kubelet: pod → log file path
@@ -184,7 +185,7 @@ class FakeApiServer {
         const match = o => lmatch(o) && fmatch(o);
         if (q.get('watch') === 'true' || q.get('watch') === '1') {
           const end = watch(store, res, ns, q, { match, table: wantsTable(accept), includeObject: q.get('includeObject') || 'Metadata' },
-            req, resp, { bookmarkIntervalMs: this.bookmarkIntervalMs });
+            req, resp, { bookmarkIntervalMs: this.bookmarkIntervalMs, expiredAsStatus: this.expiredAsStatus });
           if (end) { this.watches.add(end); resp.on('close', () => this.watches.delete(end)); }
           return;
         }

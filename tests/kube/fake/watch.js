@@ -18,7 +18,7 @@
 const { errors } = require('./status');
 const { toTable } = require('./table');
 
-function watch(store, res, ns, q, { match, table, includeObject }, req, resp, { bookmarkIntervalMs }) {
+function watch(store, res, ns, q, { match, table, includeObject }, req, resp, { bookmarkIntervalMs, expiredAsStatus }) {
   const rvParam = q.get('resourceVersion') || '';
   const sendInitial = q.get('sendInitialEvents') === 'true';
   const bookmarks = q.get('allowWatchBookmarks') === 'true';
@@ -34,12 +34,18 @@ function watch(store, res, ns, q, { match, table, includeObject }, req, resp, { 
   const inNs = o => !ns || o.metadata.namespace === ns;
   const matches = o => o && inNs(o) && match(o);
 
+  const initial = rvParam === '' || rvParam === '0' || sendInitial;
+  const fromRv = initial ? store.rv : Number(rvParam);
+  // --expired-watch-status: answer a too-old resourceVersion with an HTTP 410 Status (what a
+  // watch served from etcd without the watch cache does) instead of the ERROR event.
+  if (expiredAsStatus && fromRv < store.compactedThrough) {
+    throw errors.gone(`too old resource version: ${fromRv} (${store.compactedThrough + 1})`);
+  }
+
   resp.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private', 'Transfer-Encoding': 'chunked' });
   resp.flushHeaders();
   const send = (type, object) => { if (!resp.writableEnded) resp.write(JSON.stringify({ type, object }) + '\n'); };
 
-  const initial = rvParam === '' || rvParam === '0' || sendInitial;
-  const fromRv = initial ? store.rv : Number(rvParam);
   if (initial) {
     const { items } = store.list(res, ns, match);
     for (const o of items) send('ADDED', table ? toTable(res, [o], {}, includeObject) : o);
