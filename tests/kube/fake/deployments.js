@@ -156,4 +156,4 @@ class DeploymentController {
   }
 }
 
-module.exports = { DeploymentController, templateHash };
+module.exports = { DeploymentController };

@@ -147,4 +147,4 @@ function resolveContainer(pod, lookup, { binary, dir, apiPort }) {
   return { argv, env, cwd: fs.existsSync(cwd) ? cwd : dir, mounts, container: c };
 }
 
-module.exports = { resolveContainer, expand, rewriteMountPaths, ConfigError };
+module.exports = { resolveContainer, ConfigError };

@@ -65,4 +65,4 @@ function parseFieldSelector(s, res) {
   return obj => preds.every(p => p(obj));
 }
 
-module.exports = { parseLabelSelector, parseFieldSelector, splitTerms };
+module.exports = { parseLabelSelector, parseFieldSelector };

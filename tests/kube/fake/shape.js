@@ -70,4 +70,4 @@ function keyOf(item, keys) {
   return JSON.stringify(k);
 }
 
-module.exports = { shapeFor, builtinShape, schemaShape, keyOf };
+module.exports = { shapeFor, keyOf };

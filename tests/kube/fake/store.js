@@ -95,12 +95,13 @@ class Store {
     return { items, resourceVersion: String(this.rv) };
   }
 
+  // creating: the name of an object about to be created (refused in a terminating namespace).
   requireNamespace(res, ns, creating) {
     if (!res.namespaced) return;
     const nsObj = this.coll(this.resource('', 'v1', 'namespaces')).get(`/${ns}`);
     if (!nsObj) throw errors.namespaceNotFound(ns);
     if (creating && nsObj.metadata.deletionTimestamp) {
-      throw Object.assign(errors.badRequest(`${res.plural} "${''}" is forbidden: unable to create new content in namespace ${ns} because it is being terminated`),
+      throw Object.assign(errors.badRequest(`${res.plural} "${creating}" is forbidden: unable to create new content in namespace ${ns} because it is being terminated`),
         { code: 403, reason: 'Forbidden' });
     }
   }
@@ -108,10 +109,10 @@ class Store {
   // ---- writes ---------------------------------------------------------------------------
 
   create(res, ns, body, opts) {
-    this.requireNamespace(res, ns, true);
     const obj = clone(body);
     obj.metadata ||= {};
     if (!obj.metadata.name && obj.metadata.generateName) obj.metadata.name = obj.metadata.generateName + randomSuffix();
+    this.requireNamespace(res, ns, obj.metadata.name || '');
     if (!obj.metadata.name) {
       throw errors.invalid(res, '', [{ field: 'metadata.name', reason: 'FieldValueRequired', message: 'Required value: name or generateName is required' }]);
     }
@@ -487,4 +488,4 @@ class Store {
   }
 }
 
-module.exports = { Store, apiVersionOf, now };
+module.exports = { Store };

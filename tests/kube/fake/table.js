@@ -133,4 +133,4 @@ function wantsTable(accept) {
   return /as=Table/.test(accept || '');
 }
 
-module.exports = { toTable, wantsTable, evalJsonPath, humanDuration };
+module.exports = { toTable, wantsTable };

@@ -288,4 +288,4 @@ function celWalk(s, v, old, path, causes) {
   }
 }
 
-module.exports = { SchemaValidator, OBJECT_META_FIELDS };
+module.exports = { SchemaValidator };
