@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "controller/spec/lane_parser.h"
 #include "cmd/commands.h"
 #include "controller/lane_controller.h"
 #include "controller/spec/spec_dir.h"

@@ -29,6 +29,8 @@
 #include <thread>
 #include <vector>
 
+#include "controller/spec/lane_parser.h"
+#include "controller/spec/lane_set.h"
 #include "cmd/commands.h"
 #include "controller/lane_controller.h"
 #include "controller/spec/lane_types.h"

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "controller/spec/lane_parser.h"
+#include "controller/spec/lane_set.h"
 #include "cmd/commands.h"
 #include "controller/spec/lane_types.h"
 #include "worker/exit_codes.h"

@@ -86,8 +86,10 @@ TEST(AutopilotCycleSpec, AnUnknownFieldIsAnErrorNamingFileLineColumnAndFieldPath
     comand: [git, pull]
 )", "cycle.yaml");
   ASSERT_FALSE(steps.ok());
+  // Every error at once, as for a Lane spec (one checker reads both).
   EXPECT_EQ(steps.status().message(),
-            "cycle.yaml:3:5: steps[0].comand: unknown field (expected name, command, timeout)");
+            "cycle.yaml:3:5: steps[0].comand: unknown field 'comand' (did you mean 'command'?)\n"
+            "cycle.yaml:2:5: steps[0].command: missing");
 }
 
 TEST(AutopilotCycleSpec, BadValuesAndMissingFieldsNameWhereTheyAre) {
@@ -101,16 +103,19 @@ TEST(AutopilotCycleSpec, BadValuesAndMissingFieldsNameWhereTheyAre) {
   auto no_command = ParseCycleSpec("steps:\n  - name: a\n", "c.yaml");
   ASSERT_FALSE(no_command.ok());
   EXPECT_EQ(no_command.status().message(),
-            "c.yaml:2:5: steps[0].command: missing: every step needs a command");
+            "c.yaml:2:5: steps[0].command: missing");
 
   auto twice = ParseCycleSpec("steps:\n  - {name: a, command: [x]}\n  - {name: a, command: [y]}\n",
                               "c.yaml");
   ASSERT_FALSE(twice.ok());
-  EXPECT_EQ(twice.status().message(), "c.yaml:3:12: steps[1].name: step 'a' is defined twice");
+  EXPECT_EQ(twice.status().message(),
+            "c.yaml:3:12: steps[1].name: duplicate step name 'a' (first at line 2)");
 
   auto top = ParseCycleSpec("stepz: []\n", "c.yaml");
   ASSERT_FALSE(top.ok());
-  EXPECT_EQ(top.status().message(), "c.yaml:1:1: stepz: unknown field (expected steps)");
+  EXPECT_EQ(top.status().message(),
+            "c.yaml:1:1: stepz: unknown field 'stepz' (did you mean 'steps'?)\n"
+            "c.yaml:1:1: steps: missing");
 
   auto two = ParseCycleSpec("steps: []\n---\nsteps:\n  - {name: a, command: [x]}\n", "c.yaml");
   ASSERT_FALSE(two.ok());

@@ -1,6 +1,8 @@
 // The Lane spec: a table of good and bad specs with the exact messages and positions, the
 // rules across lanes and files, hostile inputs, the examples, `lanekeeper validate` end to
 // end, and crds/lane.yaml agreeing with the parser.
+#include "controller/spec/lane_parser.h"
+#include "controller/spec/lane_set.h"
 #include "controller/spec/lane_types.h"
 
 #include <gtest/gtest.h>

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "controller/spec/lane_set.h"
 #include "controller/backend/process_backend.h"
 #include "controller/reconcile/reconcile_loop.h"
 #include "controller/reconcile/reconciler.h"

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "controller/spec/lane_set.h"
 #include "controller/backend/role_backend.h"
 #include "controller/reconcile/reconcile_loop.h"
 #include "controller/reconcile/reconciler.h"

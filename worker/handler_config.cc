@@ -9,116 +9,65 @@
 #include <set>
 #include <sstream>
 
-#include "worker/yaml_errors.h"
+#include "worker/yaml_checker.h"
 
 #include "worker/job_queue.h"
 
 namespace lk {
 
 namespace {
-
-StatusOr<Millis> ParseDurationField(const YAML::Node& n, const std::string& path, const ErrorAt& err) {
-  if (!n.IsScalar()) return err(n.Mark(), path, std::string("expected a duration, got ") + KindName(n));
-  auto d = ParseDuration(n.Scalar());
-  if (!d.ok()) return err(n.Mark(), path, d.status().message());
-  return d;
-}
-
-StatusOr<HandlerSpec> ParseHandler(const std::string& name, const YAML::Node& node,
-                                   const std::string& path, const ErrorAt& err) {
-  if (!node.IsMap()) {
-    return err(node.Mark(), path, std::string("expected a map with command, got ") + KindName(node));
-  }
-  HandlerSpec spec;
-  spec.name = name;
-  bool has_command = false;
-  // Iterators hand out proxies that die with the expression: take the pairs by value.
-  for (const auto& kv : node) {
-    const YAML::Node key = kv.first, value = kv.second;
-    std::string field = key.Scalar();
-    std::string field_path = path + "." + field;
-    if (field == "command") {
-      has_command = true;
-      if (!value.IsSequence() || value.size() == 0) {
-        return err(value.Mark(), field_path,
-                   "expected a non-empty list of arguments, like [python3, embed.py] (no shell)");
-      }
-      for (size_t i = 0; i < value.size(); ++i) {
-        const YAML::Node arg = value[i];
-        if (!arg.IsScalar() || arg.Scalar().empty()) {
-          return err(arg.Mark(), field_path + "[" + std::to_string(i) + "]",
-                     "expected a non-empty string");
-        }
-        spec.command.push_back(arg.Scalar());
-      }
-    } else if (field == "timeout") {
-      auto d = ParseDurationField(value, field_path, err);
-      if (!d.ok()) return d.status();
-      spec.timeout = *d;
-    } else if (field == "lease") {
-      auto d = ParseDurationField(value, field_path, err);
-      if (!d.ok()) return d.status();
-      if (*d < kMinLease || *d > kMaxLease) {
-        return err(value.Mark(), field_path,
-                   "lease " + value.Scalar() + " is out of range: expected " +
-                       FormatDuration(kMinLease) + " to " + FormatDuration(kMaxLease));
-      }
-      spec.lease = *d;
-    } else if (field == "maxAttempts") {
-      const std::string s = value.IsScalar() ? value.Scalar() : "";
-      int v = 0;
-      auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-      if (s.empty() || r.ec != std::errc() || r.ptr != s.data() + s.size() || v < 1) {
-        return err(value.Mark(), field_path, "expected a whole number >= 1, got '" + s + "'");
-      }
-      spec.max_attempts = v;
-    } else {
-      return err(key.Mark(), field_path,
-                 "unknown field (expected command, timeout, lease, maxAttempts)");
-    }
-  }
-  if (!has_command) return err(node.Mark(), path + ".command", "missing: every handler needs a command");
-  return spec;
-}
-
+// Limits the Lane spec states too (crds/lane.yaml, docs/lanes.md).
+constexpr size_t kMaxHandlers = 100;
+constexpr int kMaxHandlerAttempts = 1000;
 }  // namespace
+
+void CheckHandlers(YamlChecker& c, const YamlField& f, std::vector<HandlerSpec>& out) {
+  auto entries = c.Entries(f, "a mapping of job name to handler");
+  if (!entries) return;
+  if (entries->size() > kMaxHandlers) {
+    c.Error(f, "at most " + std::to_string(kMaxHandlers) + " handlers, got " +
+                   std::to_string(entries->size()));
+    return;
+  }
+  for (auto& [name, hf] : *entries) {
+    HandlerSpec spec;
+    if (name.empty() || !ValidUtf8(name) || name.find('\0') != std::string::npos) {
+      c.Error(c.MarkOf(hf.key), hf.path, "a handler's name is a job name: non-empty UTF-8 text");
+    }
+    spec.name = name;
+    auto h = c.Fields(hf, {"command", "timeout", "lease", "maxAttempts"});
+    if (!h) continue;
+    if (h->empty() && KindOf(hf.value) == YamlKind::kNull) {
+      c.Error(hf, "has no value: a handler needs a command");
+      continue;
+    }
+    if (auto it = h->find("command"); it == h->end()) {
+      c.Missing(hf, "command");
+    } else {
+      c.Argv(it->second, spec.command);
+    }
+    if (auto it = h->find("timeout"); it != h->end()) {
+      c.Duration(it->second, Millis(1), kMaxConfigDuration, spec.timeout);
+    }
+    if (auto it = h->find("lease"); it != h->end()) {
+      c.Duration(it->second, kMinLease, kMaxLease, spec.lease);
+    }
+    int64_t v;
+    if (auto it = h->find("maxAttempts"); it != h->end() && c.Int(it->second, 1, kMaxHandlerAttempts, v)) {
+      spec.max_attempts = static_cast<int>(v);
+    }
+    out.push_back(std::move(spec));
+  }
+}
 
 StatusOr<std::vector<HandlerSpec>> ParseHandlerConfig(std::string_view text,
                                                       const std::string& source_name) {
-  ErrorAt err(source_name);
-  auto loaded = LoadOneDocument(std::string(text), err);
-  if (!loaded.ok()) return loaded.status();
-  const YAML::Node root = *loaded;
-  if (!root.IsMap()) {
-    return err(root.Mark(), "", std::string("expected a map with 'handlers:', got ") + KindName(root));
-  }
+  std::vector<ConfigError> errors;
   std::vector<HandlerSpec> specs;
-  bool has_handlers = false;
-  for (const auto& top : root) {
-    const YAML::Node key = top.first, handlers = top.second;
-    if (key.Scalar() != "handlers") {
-      return err(key.Mark(), key.Scalar(), "unknown field (expected handlers)");
-    }
-    has_handlers = true;
-    if (handlers.IsNull()) continue;
-    if (!handlers.IsMap()) {
-      return err(handlers.Mark(), "handlers",
-                 std::string("expected a map of job name to handler, got ") + KindName(handlers));
-    }
-    std::set<std::string> seen;
-    for (const auto& h : handlers) {
-      const YAML::Node name_node = h.first, body = h.second;
-      std::string name = name_node.Scalar();
-      if (name.empty()) return err(name_node.Mark(), "handlers", "a handler needs a name");
-      if (!seen.insert(name).second) {
-        return err(name_node.Mark(), "handlers." + name, "defined twice");
-      }
-      auto spec = ParseHandler(name, body, "handlers." + name, err);
-      if (!spec.ok()) return spec.status();
-      specs.push_back(std::move(spec).value());
-    }
-  }
-  if (!has_handlers) return err(root.Mark(), "handlers", "missing");
+  ReadSingleFieldFile(
+      std::string(text), source_name, "handlers",
+      [&](YamlChecker& c, const YamlField& f) { CheckHandlers(c, f, specs); }, errors);
+  if (!errors.empty()) return Status::InvalidArgument(JoinErrors(errors));
   return specs;
 }
 

@@ -9,7 +9,7 @@
 //       maxAttempts: 3      # optional, >= 1; replaces the job's max attempts
 //
 // Owns: the file's format both ways — writing it (RenderHandlersFile, for the controller)
-// and parsing it with strict validation — unknown fields are errors, and every error names
+// and reading it with strict validation (worker/yaml_checker.h, shared with Lane specs) — unknown fields are errors, and every error names
 // file:line:column and the field path ("handlers.yaml:4:14: handlers.embed.timeout: bad
 // duration '10x': ..."). yaml-cpp throws; this adapter returns Status. Does not own: running
 // the commands (handler.h). Pure functions, thread-safe.
@@ -22,6 +22,7 @@
 #include "worker/duration.h"
 #include "worker/handler.h"
 #include "worker/status.h"
+#include "worker/yaml_checker.h"
 
 namespace lk {
 
@@ -33,7 +34,12 @@ struct HandlerSpec {
   int max_attempts = 0;  // 0: not set
 };
 
-// Parses text; source_name (usually the path) prefixes every error.
+// Reads the handlers map of a handlers file or of a Lane spec (spec.handlers) at f: the one
+// reading of handlers, whatever the file. Records every error in c.
+void CheckHandlers(YamlChecker& c, const YamlField& f, std::vector<HandlerSpec>& out);
+
+// Parses text; source_name (usually the path) prefixes every error; every error, one per
+// line.
 StatusOr<std::vector<HandlerSpec>> ParseHandlerConfig(std::string_view text,
                                                       const std::string& source_name);
 StatusOr<std::vector<HandlerSpec>> LoadHandlerConfig(const std::string& path);

@@ -73,6 +73,18 @@ timeval ToTimeval(std::chrono::milliseconds ms) {
 
 }  // namespace
 
+std::string RedactUrlText(std::string_view url) {
+  size_t scheme = url.find("://");
+  size_t at = url.rfind('@');
+  if (scheme == std::string_view::npos || at == std::string_view::npos || at < scheme) {
+    return std::string(url);
+  }
+  std::string_view userinfo = url.substr(scheme + 3, at - scheme - 3);
+  size_t colon = userinfo.find(':');
+  std::string user = colon == std::string_view::npos ? "" : std::string(userinfo.substr(0, colon)) + ":";
+  return std::string(url.substr(0, scheme + 3)) + user + "***" + std::string(url.substr(at));
+}
+
 std::string RedisEndpoint::Redacted() const {
   std::string auth = password.empty() ? "" : (username + ":***@");
   if (!unix_path.empty()) {

@@ -34,6 +34,10 @@ struct RedisEndpoint {
 
 StatusOr<RedisEndpoint> ParseRedisUrl(std::string_view url);
 
+// url's text with any password replaced by "***", for messages about a URL that may not
+// parse (RedisEndpoint::Redacted is for one that did).
+std::string RedactUrlText(std::string_view url);
+
 // LANEKEEPER_REDIS_URL if set, else redis://127.0.0.1:6379/0.
 std::string DefaultRedisUrl();
 

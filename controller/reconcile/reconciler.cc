@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "controller/spec/lane_set.h"
 #include "controller/reconcile/role_plan.h"
 #include "worker/redis_connection.h"
 

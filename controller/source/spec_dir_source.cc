@@ -1,4 +1,6 @@
 #include "controller/source/spec_dir_source.h"
+#include "controller/spec/lane_parser.h"
+#include "controller/spec/lane_set.h"
 
 #include <sys/inotify.h>
 #include <unistd.h>

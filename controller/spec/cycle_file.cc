@@ -8,96 +8,55 @@
 #include <set>
 #include <sstream>
 
-#include "worker/yaml_errors.h"
 
 namespace lk {
 
-namespace {
-
-StatusOr<CycleStep> ParseStep(const YAML::Node& node, const std::string& path, const ErrorAt& err) {
-  if (!node.IsMap()) {
-    return err(node.Mark(), path,
-               std::string("expected a map with name and command, got ") + KindName(node));
+void CheckCycleSteps(YamlChecker& c, const YamlField& f, std::vector<CycleStep>& out) {
+  YamlKind kind = KindOf(f.value);
+  if (kind == YamlKind::kNull) return;
+  if (kind != YamlKind::kList) {
+    c.Error(f, "expected a list of steps like [{name: sync, command: [git, pull]}], got " +
+                   Describe(f.value));
+    return;
   }
-  CycleStep step;
-  step.timeout = kDefaultCycleStepTimeout;
-  bool has_name = false, has_command = false;
-  // Range-for, not it->second: yaml-cpp's operator-> returns a proxy temporary, and a
-  // reference into it would dangle after the statement.
-  for (const auto& kv : node) {
-    std::string field = kv.first.Scalar();
-    std::string field_path = path + "." + field;
-    const YAML::Node& value = kv.second;
-    if (field == "name") {
-      if (!value.IsScalar() || value.Scalar().empty()) {
-        return err(value.Mark(), field_path, "expected a non-empty string");
+  std::map<std::string, ConfigMark> names;
+  for (size_t i = 0; i < f.value.size(); ++i) {
+    YAML::Node item = f.value[i];
+    YamlField sf{item, item, f.path + "[" + std::to_string(i) + "]"};
+    auto s = c.Fields(sf, {"name", "command", "timeout"});
+    if (!s) continue;
+    CycleStep step;
+    step.timeout = kDefaultCycleStepTimeout;
+    if (auto it = s->find("name"); it == s->end()) {
+      c.Missing(sf, "name");
+    } else if (c.String(it->second, step.name)) {
+      if (step.name.empty()) {
+        c.Error(it->second, "must not be empty");
+      } else if (auto [seen, fresh] = names.emplace(step.name, c.MarkOf(it->second)); !fresh) {
+        c.Error(it->second, "duplicate step name " + Quote(step.name) + " (first at line " +
+                                std::to_string(seen->second.line) + ")");
       }
-      has_name = true;
-      step.name = value.Scalar();
-    } else if (field == "command") {
-      if (!value.IsSequence() || value.size() == 0) {
-        return err(value.Mark(), field_path,
-                   "expected a non-empty list of arguments, like [git, pull, --ff-only] (no shell)");
-      }
-      for (size_t i = 0; i < value.size(); ++i) {
-        if (!value[i].IsScalar() || value[i].Scalar().empty()) {
-          return err(value[i].Mark(), field_path + "[" + std::to_string(i) + "]",
-                     "expected a non-empty string");
-        }
-        step.command.push_back(value[i].Scalar());
-      }
-      has_command = true;
-    } else if (field == "timeout") {
-      if (!value.IsScalar()) {
-        return err(value.Mark(), field_path, std::string("expected a duration, got ") + KindName(value));
-      }
-      auto d = ParseDuration(value.Scalar());
-      if (!d.ok()) return err(value.Mark(), field_path, d.status().message());
-      if (d->count() == 0) return err(value.Mark(), field_path, "must be more than 0");
-      step.timeout = *d;
-    } else {
-      return err(kv.first.Mark(), field_path, "unknown field (expected name, command, timeout)");
     }
+    if (auto it = s->find("command"); it == s->end()) {
+      c.Missing(sf, "command");
+    } else {
+      c.Argv(it->second, step.command);
+    }
+    if (auto it = s->find("timeout"); it != s->end()) {
+      c.Duration(it->second, Millis(1), kMaxConfigDuration, step.timeout);
+    }
+    out.push_back(std::move(step));
   }
-  if (!has_name) return err(node.Mark(), path + ".name", "missing: every step needs a name");
-  if (!has_command) return err(node.Mark(), path + ".command", "missing: every step needs a command");
-  return step;
 }
-
-}  // namespace
 
 StatusOr<std::vector<CycleStep>> ParseCycleSpec(std::string_view text,
                                                 const std::string& source_name) {
-  ErrorAt err(source_name);
-  auto loaded = LoadOneDocument(std::string(text), err);
-  if (!loaded.ok()) return loaded.status();
-  const YAML::Node root = *loaded;
-  if (!root.IsMap()) {
-    return err(root.Mark(), "", std::string("expected a map with 'steps:', got ") + KindName(root));
-  }
+  std::vector<ConfigError> errors;
   std::vector<CycleStep> steps;
-  bool has_steps = false;
-  for (const auto& kv : root) {
-    std::string key = kv.first.Scalar();
-    if (key != "steps") return err(kv.first.Mark(), key, "unknown field (expected steps)");
-    has_steps = true;
-    const YAML::Node& list = kv.second;
-    if (list.IsNull()) continue;
-    if (!list.IsSequence()) {
-      return err(list.Mark(), "steps", std::string("expected a list of steps, got ") + KindName(list));
-    }
-    std::set<std::string> seen;
-    for (size_t i = 0; i < list.size(); ++i) {
-      std::string path = "steps[" + std::to_string(i) + "]";
-      auto step = ParseStep(list[i], path, err);
-      if (!step.ok()) return step.status();
-      if (!seen.insert(step->name).second) {
-        return err(list[i]["name"].Mark(), path + ".name", "step '" + step->name + "' is defined twice");
-      }
-      steps.push_back(std::move(step).value());
-    }
-  }
-  if (!has_steps) return err(root.Mark(), "steps", "missing");
+  ReadSingleFieldFile(
+      std::string(text), source_name, "steps",
+      [&](YamlChecker& c, const YamlField& f) { CheckCycleSteps(c, f, steps); }, errors);
+  if (!errors.empty()) return Status::InvalidArgument(JoinErrors(errors));
   return steps;
 }
 

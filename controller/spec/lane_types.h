@@ -1,5 +1,6 @@
 // LaneSpec: the declarative `Lane` (apiVersion lanekeeper.dev/v1alpha1, kind Lane) — one
-// queue with its autopilot, supervisor and handlers — parsed and validated strictly.
+// queue with its autopilot, supervisor and handlers. The model; spec/lane_parser.h reads
+// it from YAML, spec/lane_set.h holds the rules across lanes.
 //
 //   apiVersion: lanekeeper.dev/v1alpha1
 //   kind: Lane
@@ -14,13 +15,10 @@
 //     handlers: {embed: {command: [gbrain, embed, --stale], timeout: 10m, lease: 300s,
 //                        maxAttempts: 3}}
 //
-// Owns: the model; parsing every YAML document of a file (yaml-cpp throws: every
-// YAML::Exception is caught here and becomes a SpecError); validation that reports every
-// error at once, each with file:line:column and the field path; the rules across lanes
-// (ValidateLaneSet). The ownership rule — exactly one worker owner per lane — is
-// validation. Every field, default and message is in docs/lanes.md; crds/lane.yaml states
-// the same rules for the Kubernetes API server. Does not own: watching a directory or the
-// Kubernetes API, acting on a spec. Pure functions (LoadLaneSpecs reads files), thread-safe.
+// Owns: the types, their canonical JSON (what the controller compares) and the names of
+// their enums. Every field, default and message is in docs/lanes.md; crds/lane.yaml states
+// the same rules for the Kubernetes API server. Does not own: parsing, watching a
+// directory or the Kubernetes API, acting on a spec. Value types, thread-safe.
 #pragma once
 
 #include <compare>
@@ -34,6 +32,7 @@
 #include "worker/duration.h"
 #include "worker/handler_config.h"
 #include "worker/status.h"
+#include "worker/yaml_checker.h"
 
 namespace lk {
 
@@ -54,11 +53,8 @@ struct LaneKey {
   auto operator<=>(const LaneKey&) const = default;
 };
 
-// Where something was written, 1-based; 0 when unknown.
-struct SpecMark {
-  int line = 0;
-  int column = 0;
-};
+// Where something was written (worker/yaml_checker.h).
+using SpecMark = ConfigMark;
 
 // The worker that a lane's owner runs: the supervisor's, or in managed-worker mode the
 // autopilot's own.
@@ -111,86 +107,8 @@ struct LaneSpec {
   std::string SpecJson() const;
 };
 
-// One problem in a spec, located.
-struct SpecError {
-  std::string file;
-  int line = 0;       // 1-based; 0 when unknown (a file that cannot be read)
-  int column = 0;     // 1-based
-  std::string field;  // path, e.g. spec.supervisor.maxRSS; empty for YAML syntax errors
-  std::string message;
-
-  // "file:line:column: field: message", leaving out what is unknown.
-  std::string ToString() const;
-};
-
-struct ParsedLanes {
-  std::vector<LaneSpec> lanes;    // the documents without errors
-  std::vector<SpecError> errors;  // every error of every document, in file order
-};
-
-// Parses every YAML document of text (--- separated). An error in one document does not
-// hide the others, nor the lanes they define. Empty documents are skipped. file names the
-// source in errors and in LaneSpec::source. Texts over 1 MiB are rejected whole.
-ParsedLanes ParseLaneSpecs(std::string_view text, const std::string& file);
-
-// Reads a file, or every *.yaml / *.yml file of a directory (sorted by name, not
-// recursive, dot-files skipped: editors keep swap and lock files there).
-ParsedLanes LoadLaneSpecs(const std::string& path);
-
-// The files LoadLaneSpecs reads in a directory, in that order. A directory that cannot be
-// read adds an error (when errors is given) and lists nothing.
-std::vector<std::string> ListLaneSpecFiles(const std::string& dir,
-                                           std::vector<SpecError>* errors = nullptr);
-
-// Where two lanes meet: one queue of one Redis. server is the Redis without credentials,
-// localhost spelled 127.0.0.1 ("redis://127.0.0.1:6379/0", "unix:///run/redis.sock?db=0"),
-// so that two spellings of one server meet. The one definition, for the rules across lanes
-// and for the controller's "is this queue still served?" guard alike.
-struct QueueIdentity {
-  std::string server;
-  std::string queue;
-  std::string Key() const { return server + " " + queue; }
-};
-QueueIdentity IdentifyQueue(const std::string& redis_url, const std::string& queue);
-
-// "file:line:column" of mark in lane's file, or the file alone when mark is unknown.
-std::string WhereWritten(const LaneSpec& lane, SpecMark mark);
-// The error of a lane whose queue an earlier lane already uses, at its spec.queue:
-// "lane 'kb' (kb.yaml:5:10) already uses queue 'q' on redis://...: a queue has exactly
-// one lane".
-SpecError QueueTakenError(const LaneSpec& later, const std::string& earlier_name,
-                          const std::string& earlier_where, const QueueIdentity& id);
-
-// The rules across lanes: names unique (per namespace); no two lanes on one queue of one
-// Redis (same host, port and db, or socket and db). A lane without a URL is on
-// default_redis_url. Each error points at the later lane's metadata.name or spec.queue
-// and names where the earlier one is.
-std::vector<SpecError> ValidateLaneSet(const std::vector<LaneSpec>& lanes,
-                                       const std::string& default_redis_url);
-
-// The same rules, one lane at a time, for a caller that decides lane by lane which to keep
-// (the controller): Check a lane against those added so far, Add the ones kept. Linear in
-// the lanes, where validating the growing set again for each would be quadratic.
-class LaneSetChecker {
- public:
-  explicit LaneSetChecker(std::string default_redis_url)
-      : default_redis_url_(std::move(default_redis_url)) {}
-
-  // What lane would break; empty when it fits beside the lanes added so far.
-  std::vector<SpecError> Check(const LaneSpec& lane) const;
-  // Adds lane. Where it conflicts, the lane added first stays the one errors point at.
-  void Add(const LaneSpec& lane);
-
- private:
-  struct Earlier {
-    std::string name;
-    std::string where;  // file:line:column of its metadata.name or spec.queue
-  };
-  QueueIdentity Identify(const LaneSpec& lane) const;
-
-  std::string default_redis_url_;
-  std::map<std::string, Earlier> by_name_, by_queue_;
-};
+// A problem in a spec, located (worker/yaml_checker.h: every config file shares it).
+using SpecError = ConfigError;
 
 // "2048Mi", "2Gi" or a plain number of MB ("2048"): up to 9 digits. Returns MB.
 StatusOr<int64_t> ParseMegabytes(std::string_view text);

@@ -12,6 +12,8 @@
 #include <set>
 #include <sstream>
 
+#include "controller/spec/lane_parser.h"
+#include "controller/spec/lane_set.h"
 #include "worker/atomic_file.h"
 #include "worker/redis_connection.h"
 

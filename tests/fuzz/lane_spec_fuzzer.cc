@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "controller/spec/lane_parser.h"
+#include "controller/spec/lane_set.h"
 #include "controller/spec/lane_types.h"
 #include "worker/redis_connection.h"
 

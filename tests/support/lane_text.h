@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "controller/spec/lane_parser.h"
 #include "controller/spec/lane_types.h"
 
 namespace lk::testing {

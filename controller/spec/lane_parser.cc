@@ -1,0 +1,465 @@
+#include "controller/spec/lane_parser.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <tuple>
+
+#include "controller/spec/cycle_file.h"
+#include "worker/handler_config.h"
+#include "worker/redis_connection.h"
+
+namespace lk {
+
+namespace {
+
+// Limits beyond the types. crds/lane.yaml and docs/lanes.md state the same numbers.
+constexpr size_t kMaxSpecBytes = 1 << 20;
+constexpr int64_t kMinRssMb = 256;
+constexpr int64_t kMaxRssMb = 1 << 20;  // 1Ti
+constexpr int kMaxConcurrency = 4096;
+constexpr int kMaxCrashesLimit = 1000;
+// A file of garbage has an error per line; past this many, the rest are only counted.
+constexpr size_t kMaxErrorsPerFile = 100;
+
+constexpr std::string_view kRedisUrlForms =
+    "redis://[[user]:password@]host[:port][/db] or unix://[[user]:password@]/path.sock[?db=N]";
+
+// Where fields belong, for the hint on a field written one level off ("concurrency" under
+// spec, "queue" at the top, "steps" as in a cycle file).
+constexpr std::pair<std::string_view, std::string_view> kLaneFieldHomes[] = {
+    {"name", "metadata.name"},
+    {"namespace", "metadata.namespace"},
+    {"queue", "spec.queue"},
+    {"redis", "spec.redis"},
+    {"url", "spec.redis.url"},
+    {"autopilot", "spec.autopilot"},
+    {"mode", "spec.autopilot.mode"},
+    {"repo", "spec.autopilot.repo"},
+    {"interval", "spec.autopilot.interval"},
+    {"cycle", "spec.autopilot.cycle"},
+    {"steps", "spec.autopilot.cycle"},
+    {"supervisor", "spec.supervisor"},
+    {"enabled", "spec.supervisor.enabled"},
+    {"concurrency", "spec.supervisor.concurrency"},
+    {"maxRSS", "spec.supervisor.maxRSS"},
+    {"maxCrashes", "spec.supervisor.maxCrashes"},
+    {"drainTimeout", "spec.supervisor.drainTimeout"},
+    {"handlers", "spec.handlers"},
+};
+
+// maxRSS: a plain number of MB, or a string with Mi or Gi. 1..255 MB is rejected as the
+// likely mix-up of "2" meaning 2 GB.
+bool CheckMegabytes(YamlChecker& c, const YamlField& f, int64_t& out) {
+  YamlKind kind = KindOf(f.value);
+  if (kind == YamlKind::kNull) return c.NoValue(f);
+  if (kind != YamlKind::kInt && kind != YamlKind::kString) {
+    c.Error(f, "expected a size like 2048Mi or 2Gi, got " + Describe(f.value));
+    return false;
+  }
+  const std::string& s = f.value.Scalar();
+  auto mb = ParseMegabytes(s);
+  if (!mb.ok()) {
+    c.Error(f, mb.status().message());
+    return false;
+  }
+  if (*mb != 0 && *mb < kMinRssMb) {
+    std::string number = s.substr(0, s.find_first_not_of("0123456789"));
+    c.Error(f, Quote(s) + " is only " + std::to_string(*mb) +
+                 " MB, which looks like a GB/MB mix-up: write " + number +
+                 "Gi for gigabytes, at least 256Mi, or 0 for no limit");
+    return false;
+  }
+  if (*mb > kMaxRssMb) {
+    c.Error(f, "must be at most 1Ti, got " + Quote(s));
+    return false;
+  }
+  out = *mb;
+  return true;
+}
+
+bool ValidName(std::string_view n) {
+  if (n.empty() || n.size() > 63) return false;
+  auto ok = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; };
+  return std::all_of(n.begin(), n.end(), ok) && n.front() != '-' && n.back() != '-';
+}
+
+bool ValidQueue(std::string_view q) {
+  if (q.empty() || q.size() > 100) return false;
+  return std::all_of(q.begin(), q.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+}
+
+bool AllDigits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+bool ValidPort(std::string_view s) {
+  int port = 0;
+  if (!AllDigits(s) || s.size() > 5 || s[0] == '0') return false;
+  std::from_chars(s.data(), s.data() + s.size(), port);
+  return port >= 1 && port <= 65535;
+}
+
+bool ValidDb(std::string_view s) {
+  return AllDigits(s) && s.size() <= 4 && (s.size() == 1 || s[0] != '0');
+}
+
+// The Redis URLs a spec may carry: a strict subset of what ParseRedisUrl reads, one that
+// a regular expression in crds/lane.yaml can state exactly. Empty: fine; else why not.
+std::string RedisUrlProblem(std::string_view url) {
+  bool is_unix = url.starts_with("unix://");
+  if (!is_unix && !url.starts_with("redis://")) return "unknown scheme";
+  std::string_view rest = url.substr(is_unix ? 7 : 8);
+  if (size_t at = rest.find('@'); at != std::string_view::npos) {
+    if (rest.find('@', at + 1) != std::string_view::npos ||
+        rest.substr(0, at).find('/') != std::string_view::npos) {
+      return "write '@' and '/' in a user or password as %40 and %2F";
+    }
+    rest.remove_prefix(at + 1);
+  }
+  if (is_unix) {
+    std::string_view path = rest.substr(0, rest.find('?'));
+    if (path.size() < 2 || path[0] != '/') return "a unix socket path must be absolute";
+    if (path.size() == rest.size()) return "";
+    std::string_view query = rest.substr(path.size() + 1);
+    if (!query.starts_with("db=") || !ValidDb(query.substr(3))) {
+      return "the only query parameter is db=N, N from 0 to 9999";
+    }
+    return "";
+  }
+  std::string_view hostport = rest.substr(0, rest.find('/'));
+  if (hostport.size() < rest.size()) {
+    std::string_view db = rest.substr(hostport.size() + 1);
+    if (!db.empty() && !ValidDb(db)) return "db must be a number from 0 to 9999";
+  }
+  std::string_view host = hostport.substr(0, hostport.find(':'));
+  if (host.size() < hostport.size() && !ValidPort(hostport.substr(host.size() + 1))) {
+    return "port must be 1 to 65535";
+  }
+  if (host.empty()) return "a host is required";
+  bool host_ok = std::all_of(host.begin(), host.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+  });
+  if (!host_ok) return "a host is letters, digits, '.', '-' and '_'";
+  return "";
+}
+
+WorkerSettings ParseWorker(YamlChecker& c, const std::map<std::string, YamlField>& f) {
+  WorkerSettings w;
+  int64_t v;
+  if (auto it = f.find("concurrency"); it != f.end() && c.Int(it->second, 1, kMaxConcurrency, v)) {
+    w.concurrency = static_cast<int>(v);
+  }
+  if (auto it = f.find("maxRSS"); it != f.end()) CheckMegabytes(c, it->second, w.max_rss_mb);
+  if (auto it = f.find("drainTimeout"); it != f.end()) {
+    c.Duration(it->second, Millis(1000), kMaxConfigDuration, w.drain_timeout);
+  }
+  return w;
+}
+
+// Who owns the worker, as written: the fields that decide it, and whether both could be
+// read (when one could not, the ownership rule is not checked: its error would be noise).
+struct OwnerFields {
+  std::optional<YamlField> mode;
+  std::optional<YamlField> enabled;
+  bool readable = true;
+};
+
+void ParseAutopilot(YamlChecker& c, const YamlField& f, LaneSpec::Autopilot& a, OwnerFields& owner) {
+  auto fields = c.Fields(f, {"mode", "repo", "interval", "cycle", "concurrency", "maxRSS",
+                             "drainTimeout"});
+  if (!fields) {
+    owner.readable = false;
+    return;
+  }
+  a.mode = AutopilotMode::kDispatchOnly;
+  if (auto it = fields->find("mode"); it != fields->end()) {
+    owner.mode = it->second;
+    std::string mode;
+    owner.readable = false;
+    if (c.String(it->second, mode)) {
+      owner.readable = true;
+      if (mode == "dispatch-only") a.mode = AutopilotMode::kDispatchOnly;
+      else if (mode == "managed-worker") a.mode = AutopilotMode::kManagedWorker;
+      else if (mode == "off") a.mode = AutopilotMode::kOff;
+      else {
+        c.Error(it->second, "must be dispatch-only, managed-worker or off, got " + Quote(mode));
+        owner.readable = false;
+      }
+    }
+  }
+  if (auto it = fields->find("repo"); it != fields->end()) {
+    if (c.String(it->second, a.repo) && !a.repo.starts_with('/')) {
+      c.Error(it->second, "must be an absolute path, got " + Quote(a.repo));
+    }
+  } else if (a.mode != AutopilotMode::kOff) {
+    c.Missing(f, "repo", ": required unless mode is off");
+  }
+  if (auto it = fields->find("interval"); it != fields->end()) {
+    c.Duration(it->second, Millis(1000), kMaxConfigDuration, a.interval);
+  }
+  if (auto it = fields->find("cycle"); it != fields->end()) CheckCycleSteps(c, it->second, a.cycle);
+  a.worker = ParseWorker(c, *fields);
+  // Settings for a worker that does not run would mislead: say so rather than ignore them.
+  if (a.mode != AutopilotMode::kManagedWorker && owner.readable) {
+    for (const char* name : {"concurrency", "maxRSS", "drainTimeout"}) {
+      if (auto it = fields->find(name); it != fields->end()) {
+        c.Error(c.MarkOf(it->second.key), it->second.path,
+                "has no effect unless mode is managed-worker (the supervisor's worker takes "
+                "spec.supervisor." + std::string(name) + ")");
+      }
+    }
+  }
+}
+
+void ParseSupervisor(YamlChecker& c, const YamlField& f, LaneSpec::Supervisor& s, OwnerFields& owner) {
+  auto fields = c.Fields(f, {"enabled", "concurrency", "maxRSS", "maxCrashes", "drainTimeout"});
+  if (!fields) {
+    owner.readable = false;
+    return;
+  }
+  if (auto it = fields->find("enabled"); it != fields->end()) {
+    owner.enabled = it->second;
+    if (!c.Bool(it->second, s.enabled)) owner.readable = false;
+  }
+  s.worker = ParseWorker(c, *fields);
+  int64_t v;
+  if (auto it = fields->find("maxCrashes"); it != fields->end() &&
+                                            c.Int(it->second, 1, kMaxCrashesLimit, v)) {
+    s.max_crashes = static_cast<int>(v);
+  }
+  if (!s.enabled) {
+    for (const char* name : {"concurrency", "maxRSS", "maxCrashes", "drainTimeout"}) {
+      if (auto it = fields->find(name); it != fields->end()) {
+        std::string where = std::string_view(name) == "maxCrashes"
+                                ? ""
+                                : " (a managed-worker autopilot's worker takes spec.autopilot." +
+                                      std::string(name) + ")";
+        c.Error(c.MarkOf(it->second.key), it->second.path,
+                "has no effect while the supervisor is disabled" + where);
+      }
+    }
+  }
+}
+
+void ParseMetadata(YamlChecker& c, const YamlField& f, LaneSpec& lane) {
+  // Kubernetes objects carry the server's fields too; files rarely do. Accepted, unread.
+  auto meta = c.Fields(f, {"name", "namespace", "labels", "annotations"},
+                       {"generation", "uid", "resourceVersion", "creationTimestamp",
+                        "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields",
+                        "finalizers", "ownerReferences", "generateName", "selfLink"});
+  if (!meta) return;
+  if (auto it = meta->find("name"); it == meta->end()) {
+    c.Missing(f, "name");
+  } else if (c.String(it->second, lane.name)) {
+    lane.name_mark = c.MarkOf(it->second);
+    if (!ValidName(lane.name)) {
+      c.Error(it->second,
+              "must be 1 to 63 lowercase letters, digits or '-', starting and ending with a "
+              "letter or digit, got " + Quote(lane.name));
+    }
+  }
+  if (auto it = meta->find("namespace"); it != meta->end() &&
+                                         c.String(it->second, lane.namespace_name) &&
+                                         !ValidName(lane.namespace_name)) {
+    c.Error(it->second, "must be a Kubernetes namespace name (lowercase letters, digits or "
+                        "'-', at most 63), got " + Quote(lane.namespace_name));
+  }
+  for (const char* name : {"labels", "annotations"}) {
+    auto it = meta->find(name);
+    if (it == meta->end()) continue;
+    auto entries = c.Entries(it->second, "a mapping of strings");
+    if (!entries) continue;
+    for (const auto& [key, value] : *entries) {
+      std::string ignored;
+      c.String(value, ignored);
+    }
+  }
+  int64_t g;
+  if (auto it = meta->find("generation"); it != meta->end() &&
+                                          c.Int(it->second, 0, INT64_MAX, g)) {
+    lane.generation = g;
+  }
+}
+
+// Parses one document into lane; returns false when it had errors.
+bool ParseDocument(const YAML::Node& doc, YamlChecker& c, LaneSpec& lane) {
+  YamlField root{doc, doc, ""};
+  if (KindOf(doc) != YamlKind::kMap) {
+    c.Error(root, "expected a Lane (apiVersion, kind, metadata, spec), got " + Describe(doc));
+    return false;
+  }
+  auto top = c.Fields(root, {"apiVersion", "kind", "metadata", "spec"}, {"status"});
+  if (!top) return false;
+  std::string s;
+  if (auto it = top->find("apiVersion"); it == top->end()) {
+    c.Missing(root, "apiVersion", ": expected " + std::string(kLaneApiVersion));
+  } else if (c.String(it->second, s) && s != kLaneApiVersion) {
+    c.Error(it->second, "must be " + std::string(kLaneApiVersion) + ", got " + Quote(s));
+  }
+  if (auto it = top->find("kind"); it == top->end()) {
+    c.Missing(root, "kind", ": expected Lane");
+  } else if (c.String(it->second, s) && s != kLaneKind) {
+    c.Error(it->second, "must be Lane, got " + Quote(s));
+  }
+  if (auto it = top->find("metadata"); it == top->end()) {
+    c.Missing(root, "metadata");
+  } else {
+    ParseMetadata(c, it->second, lane);
+  }
+  auto spec_it = top->find("spec");
+  if (spec_it == top->end()) {
+    c.Missing(root, "spec");
+    return false;
+  }
+  const YamlField& spec_field = spec_it->second;
+  if (KindOf(spec_field.value) == YamlKind::kNull) {
+    c.Error(spec_field, "has no value (write spec: {} for a lane with every default)");
+    return false;
+  }
+  auto spec = c.Fields(spec_field, {"queue", "redis", "autopilot", "supervisor", "handlers"});
+  if (!spec) return false;
+  lane.queue_mark = c.MarkOf(spec_field.key);
+  if (auto it = spec->find("queue"); it != spec->end() && c.String(it->second, lane.queue)) {
+    lane.queue_mark = c.MarkOf(it->second);
+    if (!ValidQueue(lane.queue)) {
+      c.Error(it->second,
+              "must be 1 to 100 letters, digits, '.', '_' or '-', got " + Quote(lane.queue));
+    }
+  }
+  if (auto it = spec->find("redis"); it != spec->end()) {
+    auto redis = c.Fields(it->second, {"url"});
+    if (redis) {
+      if (auto url = redis->find("url"); url != redis->end() && c.String(url->second, lane.redis_url)) {
+        if (std::string why = RedisUrlProblem(lane.redis_url); !why.empty()) {
+          c.Error(url->second, "bad Redis URL " + Quote(RedactUrlText(lane.redis_url)) + ": " + why +
+                                   " (expected " + std::string(kRedisUrlForms) + ")");
+        }
+      }
+    }
+  }
+  OwnerFields owner;
+  // An empty autopilot section is no section, as the API server prunes a null one.
+  if (auto it = spec->find("autopilot"); it != spec->end() && KindOf(it->second.value) != YamlKind::kNull) {
+    ParseAutopilot(c, it->second, lane.autopilot, owner);
+  }
+  if (auto it = spec->find("supervisor"); it != spec->end()) {
+    ParseSupervisor(c, it->second, lane.supervisor, owner);
+  }
+  if (auto it = spec->find("handlers"); it != spec->end()) CheckHandlers(c, it->second, lane.handlers);
+
+  // Exactly one worker owner per lane: the supervisor, or a managed-worker autopilot. A
+  // managed autopilot was written so (owner.mode is set), as was a disabled supervisor.
+  bool managed = lane.autopilot.mode == AutopilotMode::kManagedWorker;
+  if (owner.readable && lane.supervisor.enabled && managed) {
+    c.Error(*owner.mode, "two worker owners: set autopilot.mode to dispatch-only, or "
+                         "spec.supervisor.enabled to false");
+  } else if (owner.readable && !lane.supervisor.enabled && !managed) {
+    c.Error(*owner.enabled, "no worker owner: enable the supervisor, or set autopilot.mode to "
+                            "managed-worker");
+  }
+  return c.errors() == 0;
+}
+
+}  // namespace
+
+ParsedLanes ParseLaneSpecs(std::string_view text, const std::string& file) {
+  ParsedLanes out;
+  if (text.size() > kMaxSpecBytes) {
+    out.errors.push_back({file, 0, 0, "",
+                          "is " + std::to_string(text.size()) +
+                              " bytes: a Lane spec file is at most 1 MiB"});
+    return out;
+  }
+  for (const YamlDocument& part : ReadYamlDocuments(std::string(text), file, out.errors)) {
+    {
+      const YAML::Node& doc = part.node;
+      LaneSpec lane;
+      lane.source = file;
+      YamlChecker checker(file, part.first_line, out.errors, kLaneFieldHomes);
+      // The checks never touch an undefined node, nor convert with as<>; should yaml-cpp
+      // throw anyway, the document is reported, not the process ended.
+      try {
+        if (ParseDocument(doc, checker, lane)) out.lanes.push_back(std::move(lane));
+      } catch (const YAML::Exception& e) {
+        out.errors.push_back({file, checker.MarkOf(doc).line, checker.MarkOf(doc).column, "",
+                              "cannot read this document: " + Escape(e.msg, 200)});
+      }
+    }
+  }
+  // Checks run field by field, and syntax errors are found before any document is
+  // checked; people read errors top to bottom.
+  std::stable_sort(out.errors.begin(), out.errors.end(),
+                   [](const SpecError& a, const SpecError& b) {
+                     return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+                   });
+  if (out.errors.size() > kMaxErrorsPerFile) {
+    size_t more = out.errors.size() - kMaxErrorsPerFile;
+    out.errors.resize(kMaxErrorsPerFile);
+    out.errors.push_back({file, 0, 0, "", "and " + std::to_string(more) + " more errors"});
+  }
+  return out;
+}
+
+std::vector<std::string> ListLaneSpecFiles(const std::string& dir, std::vector<SpecError>* errors) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> files;
+  std::error_code ec;
+  // increment(ec), not a range-for: that throws when the directory changes under it.
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename();
+    auto ext = it->path().extension();
+    std::error_code type_ec;
+    if (!name.starts_with('.') && (ext == ".yaml" || ext == ".yml") &&
+        it->is_regular_file(type_ec)) {
+      files.push_back(it->path());
+    }
+  }
+  if (ec && errors) errors->push_back({dir, 0, 0, "", "cannot read: " + ec.message()});
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+ParsedLanes LoadLaneSpecs(const std::string& path) {
+  namespace fs = std::filesystem;
+  ParsedLanes out;
+  std::vector<std::string> files;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    files = ListLaneSpecFiles(path, &out.errors);
+  } else {
+    files.push_back(path);
+  }
+  for (const auto& f : files) {
+    // A FIFO or a device would block or never end: only regular files are read.
+    if (fs::exists(f, ec) && !fs::is_regular_file(f, ec)) {
+      out.errors.push_back({f, 0, 0, "", "cannot read: not a regular file"});
+      continue;
+    }
+    std::ifstream in(f, std::ios::binary);
+    if (!in) {
+      out.errors.push_back({f, 0, 0, "", "cannot read: " + std::string(std::strerror(errno))});
+      continue;
+    }
+    // One byte past the limit is enough for ParseLaneSpecs to refuse the file.
+    std::string text(kMaxSpecBytes + 1, '\0');
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<size_t>(in.gcount()));
+    ParsedLanes one = ParseLaneSpecs(text, f);
+    for (auto& l : one.lanes) out.lanes.push_back(std::move(l));
+    for (auto& e : one.errors) out.errors.push_back(std::move(e));
+  }
+  return out;
+}
+
+}  // namespace lk
