@@ -704,6 +704,21 @@ TEST_F(StatusServerTest, UnknownPathsAre404AndOtherMethods405) {
   EXPECT_EQ(Http(base_, "/healthz", "DELETE").code, 405);
 }
 
+TEST_F(StatusServerTest, APortOfZeroListensOnAPortTheKernelChoseAndTheUrlNamesIt) {
+  store_.Set(Snapshot());
+  StatusServerOptions o;
+  o.addr = "127.0.0.1:0";
+  auto s = StatusServer::Start(o, store_, observer_);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  std::smatch m;
+  std::string url = (*s)->url();
+  ASSERT_TRUE(std::regex_match(url, m, std::regex("http://127\\.0\\.0\\.1:([0-9]+)"))) << url;
+  EXPECT_GT(std::stoi(m[1]), 0) << url;
+  HttpAnswer health = Http(url, "/healthz");
+  EXPECT_EQ(health.code, 200);
+  EXPECT_EQ(health.body, "ok\n");
+}
+
 TEST_F(StatusServerTest, APortInUseIsAClearError) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
