@@ -239,6 +239,18 @@ TEST(LoopbackPortHarness, APortForAServerLetsOnlyAServerThatReusesAddressesListe
   ASSERT_TRUE(port.ok()) << port.status().message();
   EXPECT_EQ(BindTo((*port)->port(), /*reuse=*/false, false), EADDRINUSE);
   EXPECT_EQ(BindTo((*port)->port(), /*reuse=*/true, /*then_listen=*/true), 0);
+  EXPECT_TRUE((*port)->CanListen());
+  {
+    testing::TempDir dir("harness");
+    ASSERT_TRUE(dir.ok());
+    auto server = testing::ChildProcess::Start(
+        {"redis-server", "--port", std::to_string((*port)->port()), "--bind", "127.0.0.1",
+         "--dir", dir.path(), "--save", "", "--appendonly", "no"});
+    ASSERT_TRUE(server.ok()) << server.status().message();
+    ASSERT_TRUE(Eventually([&] { return ConnectTo((*port)->port()) == 0; }, 10s));
+    EXPECT_FALSE((*port)->CanListen()) << "a server listens there";
+  }
+  EXPECT_TRUE((*port)->CanListen());
 }
 
 TEST(LoopbackPortHarness, RedisListensOnItsHeldPortAcrossARestart) {

@@ -56,6 +56,24 @@ LoopbackPort::~LoopbackPort() { close(fd_); }
 
 std::string LoopbackPort::address() const { return "127.0.0.1:" + std::to_string(port_); }
 
+bool LoopbackPort::CanListen() const {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    ADD_FAILURE() << "socket: " << std::strerror(errno);
+    return false;
+  }
+  int one = 1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port_));
+  bool can = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
+             bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+             listen(fd, 1) == 0;
+  close(fd);
+  return can;
+}
+
 int FreeLoopbackPort() {
   auto port = LoopbackPort::Refusing();
   if (!port.ok()) {

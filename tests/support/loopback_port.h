@@ -14,6 +14,10 @@
 //               Held across a server restart, the port stays the test's.
 //   Listening() bound and listening, never accepting: "address already in use" tests.
 //
+// For a controller test: hold a ForServer port for each controller it starts, pass
+// --status-addr port->address(), and ask port->CanListen() where it now asks whether a
+// probed "free" port can be bound (which another test may have taken meanwhile).
+//
 // Errors (socket, bind, listen, getsockname) are Unavailable with their errno text.
 // Not thread-safe.
 #pragma once
@@ -37,6 +41,10 @@ class LoopbackPort {
   int port() const { return port_; }
   // "127.0.0.1:PORT".
   std::string address() const;
+  // Whether a server could listen on this port right now, i.e. nothing listens on it: a
+  // ForServer port is the test's alone, so this asks only about the servers it started
+  // there (e.g. a killed server's children that inherited its listening socket).
+  bool CanListen() const;
 
  private:
   enum class Kind { kRefusing, kForServer, kListening };
