@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <set>
 #include <sstream>
 
 #include "controller/backend/role_process.h"
@@ -60,18 +61,22 @@ std::string MarkerOf(pid_t pid) {
   for (size_t at = 0; at < env.size();) {
     size_t end = env.find('\0', at);
     if (end == std::string::npos) end = env.size();
-    if (env.compare(at, key.size(), key) == 0) return env.substr(at + key.size(), end - at - key.size());
+    if (env.compare(at, key.size(), key) == 0) {
+      return env.substr(at + key.size(), end - at - key.size());
+    }
     at = end + 1;
   }
   return "";
 }
 
-// Whether the test process a marker names ("PID.START.N") is gone.
+// Whether the test process a marker names ("PID.START.N") is gone. A marker that does not
+// say (not ours, or a start time that could not be read) is never taken for gone.
 bool OwnerGone(const std::string& marker) {
   pid_t pid = static_cast<pid_t>(std::atoi(marker.c_str()));
   size_t dot = marker.find('.');
-  if (pid <= 0 || dot == std::string::npos) return false;  // not one of ours: leave it
+  if (pid <= 0 || dot == std::string::npos) return false;
   uint64_t start = std::strtoull(marker.c_str() + dot + 1, nullptr, 10);
+  if (start == 0) return false;
   auto ticks = ProcessStartTicks(pid);
   return !ticks || *ticks != start;
 }
@@ -80,7 +85,7 @@ bool OwnerGone(const std::string& marker) {
 // fork while we look); returns how many were killed.
 template <typename Doomed>
 int KillMarked(Doomed doomed) {
-  int killed = 0;
+  std::set<pid_t> killed;
   for (int round = 0; round < 20; ++round) {
     int found = 0;
     std::error_code ec;
@@ -88,15 +93,15 @@ int KillMarked(Doomed doomed) {
          it.increment(ec)) {
       pid_t pid = static_cast<pid_t>(std::atoi(it->path().filename().c_str()));
       if (pid <= 1 || pid == getpid()) continue;
-      std::string marker = MarkerOf(pid);
+      std::string marker = MarkerOf(pid);  // empty once it is a zombie
       if (marker.empty() || !doomed(marker)) continue;
       ++found;
-      if (SignalProcess(pid, SIGKILL)) ++killed;
+      if (SignalProcess(pid, SIGKILL)) killed.insert(pid);
     }
     if (found == 0) break;
     usleep(5'000);
   }
-  return killed;
+  return static_cast<int>(killed.size());
 }
 
 // Kills what the test left running when it ends, and what dead test processes left running
@@ -108,7 +113,7 @@ class ProcessSweeper : public ::testing::EmptyTestEventListener {
       ++Marker().test;
     }
     int n = KillProcessesOfGoneTests();
-    if (n > 0) std::cerr << "[harness] killed " << n << " process(es) left by dead test processes\n";
+    if (n > 0) std::cerr << "[harness] killed " << n << " process(es) of dead test processes\n";
   }
   void OnTestEnd(const ::testing::TestInfo&) override {
     int n = KillProcessesOfThisTest();
@@ -120,6 +125,20 @@ const bool kSweeperInstalled = [] {
   ::testing::UnitTest::GetInstance()->listeners().Append(new ProcessSweeper);
   return true;
 }();
+
+// A child the test's main thread forks is SIGKILLed when the test process dies.
+// PR_SET_PDEATHSIG fires when the forking *thread* ends, so a child forked by another thread
+// is not tied this way. Take the origin before fork(); call ApplyInChild in the child.
+struct ForkOrigin {
+  bool main_thread;
+  pid_t parent;
+  static ForkOrigin Here() { return ForkOrigin{::gettid() == ::getpid(), ::getpid()}; }
+  void ApplyInChild() const {
+    if (!main_thread) return;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) _exit(127);  // the test process died before prctl
+  }
+};
 
 int DecodeExit(const siginfo_t& info) {
   if (info.si_code == CLD_EXITED) return info.si_status;
@@ -142,14 +161,6 @@ int KillProcessesOfGoneTests() {
 int KillProcessesOfThisTest() {
   const std::string mine = TestMarker();
   return KillMarked([&](const std::string& marker) { return marker == mine; });
-}
-
-ForkOrigin ForkOrigin::Here() { return ForkOrigin{::gettid() == ::getpid(), ::getpid()}; }
-
-void ForkOrigin::ApplyInChild() const {
-  if (!main_thread) return;
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != parent) _exit(127);  // the test process died before prctl
 }
 
 std::string LanekeeperBinary() { return LANEKEEPER_BIN; }

@@ -13,7 +13,8 @@
 //     (KillProcessesOfThisTest), and when a test starts, every process whose marker names a
 //     test process that is gone (crashed, or killed by ctest's timeout) is SIGKILLed too;
 //   - a child forked by the test's main thread also dies with the test process
-//     (PR_SET_PDEATHSIG, see ForkOrigin).
+//     (PR_SET_PDEATHSIG, which fires when the forking *thread* ends: a child forked by
+//     another thread is left to its ChildProcess and the sweeps).
 // A child that cannot be started (temp dir, fork, exec) is a test failure with the reason;
 // it then has no pid and nothing is ever signalled on its behalf (tests/support/signal_guard.h).
 // Not thread-safe; a ChildProcess may be created on any thread.
@@ -37,17 +38,6 @@ namespace lk::testing {
 std::string LanekeeperBinary();
 // A helper program of tests/helpers/ (hold_memory, recorded_job...), by name.
 std::string TestHelperBinary(const std::string& name);
-
-// For a child the test process forks: SIGKILL it when the test process dies (a crash, or
-// ctest's timeout), so nothing it started outlives it. PR_SET_PDEATHSIG fires when the
-// forking *thread* ends, so a child forked by another thread than the main one is left to
-// its owner's destructor. Take the origin before fork(); call Apply in the child.
-struct ForkOrigin {
-  bool main_thread;
-  pid_t parent;
-  static ForkOrigin Here();
-  void ApplyInChild() const;
-};
 
 // The running test's marker ("PID.START.N": this test process and the test's number in it),
 // which every ChildProcess and its descendants carry as LK_TEST_MARKER in their environment.

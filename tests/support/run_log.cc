@@ -57,8 +57,11 @@ std::string RunLog::EachRanOnce(const std::vector<std::string>& ids) const {
     }
   }
   for (const auto& r : runs) {
-    if (!wanted.count(r.id)) problems += "job " + r.id + " ran, but no run of it was expected; ";
-    else if (r.end_ms == 0) problems += "job " + r.id + " (pid " + std::to_string(r.pid) + ") never ended; ";
+    if (!wanted.count(r.id)) {
+      problems += "job " + r.id + " ran, but no run of it was expected; ";
+    } else if (r.end_ms == 0) {
+      problems += "job " + r.id + " (pid " + std::to_string(r.pid) + ") never ended; ";
+    }
   }
   if (problems.empty()) return "";
   std::ostringstream all;
