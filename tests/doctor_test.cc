@@ -20,6 +20,7 @@
 #include "tests/support/queue_records.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/worker_timeline.h"
 #include "worker/job_queue.h"
 #include "worker/worker_registry.h"
 
@@ -78,6 +79,12 @@ class DoctorTest : public ::testing::Test {
     // (an orphan, an unmanaged worker) is killed with the test's other processes.
     for (auto& p : processes_) p->Signal(SIGTERM);
     for (auto& p : processes_) p->Wait(15s);
+    // Whatever the test made of the owners, its record never shows two workers at once.
+    if (!processes_.empty() && records_) {
+      EXPECT_EQ(testing::FirstSecondWorker(records_->Events(), testing::OneAtATime::kStrict,
+                                           /*allow_none=*/true),
+                "");
+    }
     processes_.clear();
     testing::KillProcessesOfThisTest();
   }

@@ -28,6 +28,7 @@
 #include "tests/support/queue_records.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/worker_timeline.h"
 #include "worker/job_queue.h"
 
 namespace lk {
@@ -247,6 +248,8 @@ class StatusServerTest : public ::testing::Test {
     if (supervisor_) {
       supervisor_->Signal(SIGTERM);
       supervisor_->Wait(20s);
+      // A supervisor ran: its record never shows two workers at once.
+      EXPECT_EQ(testing::FirstSecondWorker(records_->Events(), testing::OneAtATime::kStrict), "");
     }
     testing::KillProcessesOfThisTest();
   }
