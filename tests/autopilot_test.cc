@@ -1,6 +1,7 @@
 // The autopilot: its cycle file, the autopilot-cycle handler, its Redis record, and the
 // `lanekeeper autopilot` process beside (or without) a supervisor — real redis-server, real
-// processes, bounded waits.
+// processes. Bounds are the interval or backoff under test plus kSlack for the sanitizer
+// pass; what must never happen (two workers) is checked on the queue's lifecycle events.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -9,7 +10,6 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
-#include <thread>
 
 #include "controller/owner/autopilot_record.h"
 #include "controller/spec/cycle_file.h"
@@ -17,7 +17,10 @@
 #include "controller/owner/owner_lease.h"
 #include "tests/support/child_process.h"
 #include "tests/support/proc_scan.h"
+#include "tests/support/queue_records.h"
 #include "tests/support/redis_server.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/worker_timeline.h"
 #include "worker/autopilot_cycle_handler.h"
 #include "worker/exit_codes.h"
 #include "worker/job_queue.h"
@@ -32,12 +35,11 @@ using testing::ChildProcess;
 using testing::Eventually;
 using testing::FindProcesses;
 using testing::LanekeeperBinary;
+using testing::OneAtATime;
 using testing::RunLanekeeper;
 
-std::string MakeTempDir(const std::string& prefix) {
-  std::string tmpl = "/tmp/" + prefix + "-XXXXXX";
-  return mkdtemp(tmpl.data());
-}
+constexpr auto kInterval = 1s;  // the autopilot's --interval in these tests
+constexpr auto kSlack = 10s;
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
@@ -140,8 +142,11 @@ TEST(AutopilotCycleSpec, AnUnreadableFileIsAnErrorNamingIt) {
 
 class AutopilotCycleHandlerTest : public ::testing::Test {
  protected:
-  void SetUp() override { repo_ = MakeTempDir("lk-ap-repo"); }
-  void TearDown() override { std::filesystem::remove_all(repo_); }
+  void SetUp() override {
+    ASSERT_TRUE(dir_.ok());
+    repo_ = dir_ / "repo";
+    ASSERT_TRUE(std::filesystem::create_directory(repo_));
+  }
 
   HandlerOutcome RunCycle(const std::vector<CycleStep>& steps, const std::string& repo) {
     StopToken stop;
@@ -150,6 +155,7 @@ class AutopilotCycleHandlerTest : public ::testing::Test {
     return AutopilotCycleHandler().Run(ctx);
   }
 
+  testing::TempDir dir_{"ap-repo"};
   std::string repo_;
 };
 
@@ -207,12 +213,12 @@ TEST_F(AutopilotCycleHandlerTest, AStepPastItsTimeoutFailsTheJob) {
 }
 
 TEST_F(AutopilotCycleHandlerTest, AMissingRepoFailsTheJobBeforeAnyStepRuns) {
-  auto outcome = RunCycle({{"mark", {"touch", "/tmp/lk-ap-should-not-exist"}, Millis(10'000)}},
-                          repo_ + "/gone");
+  const std::string marker = dir_ / "step-ran";  // outside the repo, where the step would write
+  auto outcome = RunCycle({{"mark", {"touch", marker}, Millis(10'000)}}, repo_ + "/gone");
   EXPECT_FALSE(outcome.success);
   EXPECT_EQ(outcome.error,
             "repo '" + repo_ + "/gone' is missing or unreadable: No such file or directory");
-  EXPECT_FALSE(std::filesystem::exists("/tmp/lk-ap-should-not-exist"));
+  EXPECT_FALSE(std::filesystem::exists(marker));
 }
 
 TEST(AutopilotCyclePayload, RoundTripsAndRejectsAPayloadWithoutARepo) {
@@ -233,34 +239,31 @@ TEST(AutopilotCyclePayload, RoundTripsAndRejectsAPayloadWithoutARepo) {
 class AutopilotRedisTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    ASSERT_TRUE(dir_.ok());
     auto server = testing::RedisServer::Start();
     ASSERT_TRUE(server.ok()) << server.status().message();
     server_ = std::move(server).value();
-    auto ep = ParseRedisUrl(server_->url());
-    auto conn = RedisConnection::Connect(*ep, 2000ms);
-    ASSERT_TRUE(conn.ok()) << conn.status().message();
-    conn_ = std::move(conn).value();
-    dir_ = MakeTempDir("lk-ap-test");
-    repo_ = dir_ + "/repo";
-    std::filesystem::create_directory(repo_);
-    static int tests_run = 0;
-    queue_name_ = "ap" + std::to_string(getpid()) + "-" + std::to_string(++tests_run);
+    repo_ = dir_ / "repo";
+    ASSERT_TRUE(std::filesystem::create_directory(repo_));
+    // Unique per test and process: leftovers of one test never count in another.
+    queue_name_ = std::string(::testing::UnitTest::GetInstance()->current_test_info()->name())
+                      .substr(0, 30) + "-" + std::to_string(getpid());
     auto q = OpenJobQueue(server_->url(), queue_name_);
-    ASSERT_TRUE(q.ok());
+    ASSERT_TRUE(q.ok()) << q.status().message();
     queue_ = std::move(q).value();
+    records_ = std::make_unique<testing::QueueRecords>(*queue_);
   }
   // Stops what the test started gracefully, newest first and while Redis still runs, so
-  // that their workers drain and exit too (a SIGKILLed owner leaves its worker behind).
+  // that their workers drain and exit too; whatever is left is killed.
   void TearDown() override {
     for (auto it = processes_.rbegin(); it != processes_.rend(); ++it) {
-      if ((*it)->Running()) {
-        (*it)->Signal(SIGTERM);
-        (*it)->Wait(30s);
-      }
+      if ((*it)->Signal(SIGTERM)) (*it)->Wait(30s);
     }
     processes_.clear();
-    std::filesystem::remove_all(dir_);
+    testing::KillProcessesOfThisTest();
   }
+
+  RedisConnection& conn() { return queue_->connection(); }
 
   ChildProcess& StartAutopilot(std::vector<std::string> extra) {
     std::vector<std::string> argv = {LanekeeperBinary(), "autopilot", "--redis", server_->url(),
@@ -275,32 +278,22 @@ class AutopilotRedisTest : public ::testing::Test {
     std::vector<std::string> argv = {LanekeeperBinary(), "jobs", "supervisor",
                                      "--redis", server_->url(), "--queue", queue_name_,
                                      "--concurrency", "1",
-                                     "--pid-file", dir_ + "/supervisor.pid"};
+                                     "--pid-file", dir_ / "supervisor.pid"};
     processes_.push_back(std::make_unique<ChildProcess>(argv));
     return *processes_.back();
   }
 
-  std::optional<OwnerRecord> Owner() {
-    auto o = ReadOwner(*conn_, queue_name_);
-    return o.ok() ? *o : std::nullopt;
-  }
-
-  std::optional<AutopilotRecord> Record() {
-    auto r = ReadAutopilotRecord(*conn_, queue_name_);
-    return r.ok() ? *r : std::nullopt;
-  }
-
-  std::vector<Job> CycleJobs(JobState state) {
-    std::vector<Job> out;
-    auto jobs = queue_->List(state, 1000);
-    if (!jobs.ok()) return out;
-    for (auto& j : *jobs) {
-      if (j.name == kAutopilotCycleJob) out.push_back(j);
-    }
-    return out;
-  }
-
+  std::optional<OwnerRecord> Owner() { return records_->Owner(); }
+  std::optional<AutopilotRecord> Record() { return records_->Autopilot(); }
+  std::vector<Job> CycleJobs(JobState state) { return records_->List(state, kAutopilotCycleJob); }
   std::vector<pid_t> Workers() { return FindProcesses({"jobs", "work", "--queue", queue_name_}); }
+  // The autopilot's events of one type.
+  std::vector<LifecycleEvent> Events(const std::string& type) {
+    return records_->Events(type, "autopilot");
+  }
+  void ExpectOneWorkerAtATime(OneAtATime rule, bool allow_none = false) {
+    EXPECT_EQ(testing::FirstSecondWorker(records_->Events(), rule, allow_none), "");
+  }
 
   static pid_t HolderPid(const std::string& holder) {
     return static_cast<pid_t>(std::stoi(holder.substr(holder.rfind(':') + 1)));
@@ -317,20 +310,11 @@ class AutopilotRedisTest : public ::testing::Test {
     return ppid;
   }
 
-  std::vector<LifecycleEvent> Events(const std::string& type) {
-    std::vector<LifecycleEvent> out;
-    auto all = ReadEvents(*conn_, queue_name_, 0, 10000);
-    if (!all.ok()) return out;
-    for (auto& e : *all) {
-      if (e.type == type && e.role == "autopilot") out.push_back(e);
-    }
-    return out;
-  }
-
+  testing::TempDir dir_{"ap-test"};
   std::unique_ptr<testing::RedisServer> server_;
-  std::unique_ptr<RedisConnection> conn_;
   std::unique_ptr<JobQueue> queue_;
-  std::string dir_, repo_, queue_name_;
+  std::unique_ptr<testing::QueueRecords> records_;
+  std::string repo_, queue_name_;
   std::vector<std::unique_ptr<ChildProcess>> processes_;
 };
 
@@ -339,7 +323,7 @@ using AutopilotRecordTest = AutopilotRedisTest;
 TEST_F(AutopilotRecordTest, APublishedRecordReadsBackAndOnlyItsHolderRemovesIt) {
   EXPECT_FALSE(Record().has_value());
   AutopilotRecord r{"host:1", "/srv/repo", "dispatch-only", 300'000, 1234, "42", 0, 0, 5678};
-  ASSERT_TRUE(PublishAutopilotRecord(*conn_, queue_name_, r).ok());
+  ASSERT_TRUE(PublishAutopilotRecord(conn(), queue_name_, r).ok());
   auto back = Record();
   ASSERT_TRUE(back.has_value());
   EXPECT_EQ(back->holder, "host:1");
@@ -349,9 +333,9 @@ TEST_F(AutopilotRecordTest, APublishedRecordReadsBackAndOnlyItsHolderRemovesIt) 
   EXPECT_EQ(back->last_dispatch_ms, 1234);
   EXPECT_EQ(back->last_job_id, "42");
   EXPECT_EQ(back->updated_ms, 5678);
-  ASSERT_TRUE(RemoveAutopilotRecord(*conn_, queue_name_, "host:2").ok());
+  ASSERT_TRUE(RemoveAutopilotRecord(conn(), queue_name_, "host:2").ok());
   EXPECT_TRUE(Record().has_value());
-  ASSERT_TRUE(RemoveAutopilotRecord(*conn_, queue_name_, "host:1").ok());
+  ASSERT_TRUE(RemoveAutopilotRecord(conn(), queue_name_, "host:1").ok());
   EXPECT_FALSE(Record().has_value());
 }
 
@@ -359,7 +343,7 @@ using AutopilotProcessTest = AutopilotRedisTest;
 
 TEST_F(AutopilotProcessTest, NoWorkerDispatchesAtStartAndEveryIntervalButNeverTwoPending) {
   auto& ap = StartAutopilot({"--no-worker"});
-  ASSERT_TRUE(Eventually([&] { return CycleJobs(JobState::kWaiting).size() == 1; }, 10s))
+  ASSERT_TRUE(Eventually([&] { return CycleJobs(JobState::kWaiting).size() == 1; }, kSlack))
       << ap.Stderr();
   Job first = CycleJobs(JobState::kWaiting)[0];
   json payload = json::parse(first.payload);
@@ -369,8 +353,8 @@ TEST_F(AutopilotProcessTest, NoWorkerDispatchesAtStartAndEveryIntervalButNeverTw
 
   // Three more slots pass with the first cycle still waiting (no worker runs): each is
   // skipped, and the queue still holds exactly one cycle.
-  ASSERT_TRUE(ap.WaitForOutput("skipping slot", 10s)) << ap.Stderr();
-  ASSERT_TRUE(Eventually([&] { return Count(ap.Stderr(), "skipping slot") >= 3; }, 10s))
+  ASSERT_TRUE(Eventually([&] { return Count(ap.Stderr(), "skipping slot") >= 3; },
+                         3 * kInterval + kSlack))
       << ap.Stderr();
   EXPECT_EQ(CycleJobs(JobState::kWaiting).size(), 1u);
   EXPECT_EQ(Events("dispatch").size(), 1u);
@@ -389,9 +373,12 @@ TEST_F(AutopilotProcessTest, NoWorkerDispatchesAtStartAndEveryIntervalButNeverTw
   ASSERT_TRUE(Eventually([&] {
     auto waiting = CycleJobs(JobState::kWaiting);
     return waiting.size() == 1 && waiting[0].id != first.id;
-  }, 10s)) << ap.Stderr();
+  }, kInterval + kSlack)) << ap.Stderr();
   std::string second = CycleJobs(JobState::kWaiting)[0].id;
-  EXPECT_TRUE(Eventually([&] { return Record() && Record()->last_job_id == second; }, 5s));
+  EXPECT_TRUE(Eventually([&] {
+    auto r = Record();
+    return r && r->last_job_id == second;
+  }, kSlack));
   auto dispatches = Events("dispatch");
   ASSERT_EQ(dispatches.size(), 2u);
   EXPECT_EQ(dispatches[1].fields["job_id"], second);
@@ -399,51 +386,62 @@ TEST_F(AutopilotProcessTest, NoWorkerDispatchesAtStartAndEveryIntervalButNeverTw
   // It never took the lease nor started a worker.
   EXPECT_FALSE(Owner().has_value());
   EXPECT_TRUE(ChildPids(ap.pid()).empty());
+  EXPECT_TRUE(records_->Events("worker_started").empty());
 
   ap.Signal(SIGTERM);
-  EXPECT_EQ(ap.Wait(10s), kExitOk) << ap.Stderr();
+  EXPECT_EQ(ap.Wait(kSlack), kExitOk) << ap.Stderr();
   EXPECT_FALSE(Record().has_value());
   EXPECT_EQ(Events("stopped").size(), 1u);
 }
 
 TEST_F(AutopilotProcessTest, ARestartedAutopilotFindsItsPendingCycleInsteadOfAddingASecond) {
   auto& first = StartAutopilot({"--no-worker"});
-  ASSERT_TRUE(Eventually([&] { return CycleJobs(JobState::kWaiting).size() == 1; }, 10s))
+  ASSERT_TRUE(Eventually([&] { return CycleJobs(JobState::kWaiting).size() == 1; }, kSlack))
       << first.Stderr();
   std::string pending = CycleJobs(JobState::kWaiting)[0].id;
   first.Signal(SIGTERM);
-  ASSERT_EQ(first.Wait(10s), kExitOk) << first.Stderr();
+  ASSERT_EQ(first.Wait(kSlack), kExitOk) << first.Stderr();
   EXPECT_FALSE(Record().has_value());
 
   auto& second = StartAutopilot({"--no-worker"});
-  ASSERT_TRUE(second.WaitForOutput("autopilot-cycle job " + pending + " is still waiting", 10s))
+  ASSERT_TRUE(second.WaitForOutput("autopilot-cycle job " + pending + " is still waiting",
+                                   kInterval + kSlack))
       << second.Stderr();
-  ASSERT_TRUE(Eventually([&] { return Count(second.Stderr(), "skipping slot") >= 2; }, 10s))
+  ASSERT_TRUE(Eventually([&] { return Count(second.Stderr(), "skipping slot") >= 2; },
+                         2 * kInterval + kSlack))
       << second.Stderr();
   auto waiting = CycleJobs(JobState::kWaiting);
   ASSERT_EQ(waiting.size(), 1u);
   EXPECT_EQ(waiting[0].id, pending);
+  EXPECT_EQ(Events("dispatch").size(), 1u);
 }
 
 TEST_F(AutopilotProcessTest, BesideARunningSupervisorItStartsNoWorkerAndSaysSo) {
+  testing::ProcessSampler sampler({"jobs", "work", "--queue", queue_name_});
   auto& sup = StartSupervisor();
-  ASSERT_TRUE(Eventually([&] { return Owner() && Owner()->role == "supervisor"; }, 10s))
+  ASSERT_TRUE(Eventually([&] {
+    auto o = Owner();
+    return o && o->role == "supervisor";
+  }, kSlack)) << sup.Stderr();
+  ASSERT_TRUE(Eventually([&] { return !records_->Events("worker_started").empty(); }, kSlack))
       << sup.Stderr();
-  ASSERT_TRUE(Eventually([&] { return Workers().size() == 1; }, 10s)) << sup.Stderr();
   OwnerRecord owner = *Owner();
 
   auto& ap = StartAutopilot({"--concurrency", "1"});
   std::string line = "queue " + queue_name_ + " is owned by supervisor " + owner.holder +
                      " (epoch " + std::to_string(owner.epoch) + "); running dispatch-only";
-  ASSERT_TRUE(ap.WaitForOutput(line, 10s)) << ap.Stderr();
+  ASSERT_TRUE(ap.WaitForOutput(line, kSlack)) << ap.Stderr();
   // The supervisor's worker runs the cycle the autopilot dispatched.
-  ASSERT_TRUE(Eventually([&] { return !CycleJobs(JobState::kCompleted).empty(); }, 20s))
+  ASSERT_TRUE(Eventually([&] { return !CycleJobs(JobState::kCompleted).empty(); }, kSlack))
       << ap.Stderr() << sup.Stderr();
 
-  // A few ownership re-checks later: still no worker of its own, still the supervisor's one.
+  // A few ownership re-checks later (one every 2 s): still no worker of its own, still the
+  // supervisor's one.
   ASSERT_TRUE(Eventually([&] { return Count(ap.Stderr(), "skipping slot") +
-                                      Count(ap.Stderr(), "event dispatch ") >= 4; }, 15s))
+                                      Count(ap.Stderr(), "event dispatch ") >= 4; },
+                         4 * kInterval + kSlack))
       << ap.Stderr();
+  sampler.Stop();
   EXPECT_TRUE(ChildPids(ap.pid()).empty());
   auto workers = Workers();
   ASSERT_EQ(workers.size(), 1u);
@@ -455,24 +453,31 @@ TEST_F(AutopilotProcessTest, BesideARunningSupervisorItStartsNoWorkerAndSaysSo) 
   EXPECT_EQ(record->mode, "dispatch-only");
   EXPECT_EQ(record->worker_pid, 0);
   EXPECT_EQ(Events("dispatch_only").size(), 1u);
+  EXPECT_TRUE(Events("lease_acquired").empty());
+  EXPECT_TRUE(Events("worker_started").empty());
+  ExpectOneWorkerAtATime(OneAtATime::kStrict);
+  EXPECT_GT(sampler.samples_seeing_any(), 0) << sampler.Describe();
+  EXPECT_EQ(sampler.most(), 1u) << sampler.Describe();
 
   ap.Signal(SIGTERM);
-  EXPECT_EQ(ap.Wait(10s), kExitOk) << ap.Stderr();
+  EXPECT_EQ(ap.Wait(kSlack), kExitOk) << ap.Stderr();
   EXPECT_EQ(Owner()->holder, owner.holder);  // it never held the lease, so never released it
 }
 
 TEST_F(AutopilotProcessTest, AloneItOwnsTheQueueRunsCyclesAndASupervisorTakesOverAfterIt) {
-  std::string cycle = dir_ + "/cycle.yaml";
+  testing::ProcessSampler sampler({"jobs", "work", "--queue", queue_name_});
+  std::string cycle = dir_ / "cycle.yaml";
   std::ofstream(cycle) << "steps:\n"
                        << "  - name: log\n"
                        << "    command: [sh, -c, 'echo ran >> cycles.log']\n"
                        << "    timeout: 10s\n";
   auto& ap = StartAutopilot({"--cycle", cycle});
-  ASSERT_TRUE(Eventually([&] { return Owner().has_value(); }, 10s)) << ap.Stderr();
+  ASSERT_TRUE(Eventually([&] { return Owner().has_value(); }, kSlack)) << ap.Stderr();
   EXPECT_EQ(Owner()->role, "autopilot");
   EXPECT_EQ(HolderPid(Owner()->holder), ap.pid());
 
-  ASSERT_TRUE(Eventually([&] { return CycleJobs(JobState::kCompleted).size() >= 2; }, 20s))
+  ASSERT_TRUE(Eventually([&] { return CycleJobs(JobState::kCompleted).size() >= 2; },
+                         2 * kInterval + kSlack))
       << ap.Stderr();
   Job done = CycleJobs(JobState::kCompleted).back();
   json result = json::parse(done.result);
@@ -495,7 +500,8 @@ TEST_F(AutopilotProcessTest, AloneItOwnsTheQueueRunsCyclesAndASupervisorTakesOve
 
   // A supervisor started now waits as standby: still one worker, the autopilot's.
   auto& sup = StartSupervisor();
-  ASSERT_TRUE(sup.WaitForOutput("standby: queue " + queue_name_ + " is owned by autopilot", 10s))
+  ASSERT_TRUE(sup.WaitForOutput("standby: queue " + queue_name_ + " is owned by autopilot",
+                                kSlack))
       << sup.Stderr();
   EXPECT_EQ(Workers(), children);
 
@@ -503,91 +509,130 @@ TEST_F(AutopilotProcessTest, AloneItOwnsTheQueueRunsCyclesAndASupervisorTakesOve
   ap.Signal(SIGTERM);
   EXPECT_EQ(ap.Wait(30s), kExitOk) << ap.Stderr();
   EXPECT_FALSE(testing::ProcessAlive(children[0]));
-  ASSERT_TRUE(Eventually([&] { return Owner() && Owner()->role == "supervisor"; }, 10s))
-      << sup.Stderr();
   ASSERT_TRUE(Eventually([&] {
-    auto w = Workers();
-    return w.size() == 1 && ParentOf(w[0]) == sup.pid();
-  }, 10s)) << sup.Stderr();
+    auto o = Owner();
+    return o && o->role == "supervisor";
+  }, kSlack)) << sup.Stderr();
+  ASSERT_TRUE(Eventually([&] { return records_->Events("worker_started").size() == 2; },
+                         kSlack))
+      << sup.Stderr();
+  sampler.Stop();
+  auto w = Workers();
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(ParentOf(w[0]), sup.pid());
   EXPECT_FALSE(Record().has_value());
   EXPECT_EQ(Events("worker_exited").size(), 1u);
   EXPECT_EQ(Events("stopped").size(), 1u);
+  // The handover, from the record: the autopilot's worker exited before the supervisor took
+  // the lease and started its own.
+  ExpectOneWorkerAtATime(OneAtATime::kStrict);
+  EXPECT_GT(sampler.samples_seeing_any(), 0) << sampler.Describe();
+  EXPECT_EQ(sampler.most(), 1u) << sampler.Describe();
 }
 
-TEST_F(AutopilotProcessTest, ItsCrashedWorkerIsRestartedUnderTheSameLease) {
+TEST_F(AutopilotProcessTest, ItsCrashedWorkerIsRestartedUnderTheSameLeaseAfterABackoff) {
   auto& ap = StartAutopilot({});
-  ASSERT_TRUE(Eventually([&] { return ChildPids(ap.pid()).size() == 1; }, 10s)) << ap.Stderr();
-  pid_t first = ChildPids(ap.pid())[0];
+  ASSERT_TRUE(Eventually([&] { return Events("worker_started").size() == 1; }, kSlack))
+      << ap.Stderr();
+  pid_t first = std::stoi(Events("worker_started")[0].fields["worker_pid"]);
   int64_t epoch = Owner()->epoch;
-  kill(first, SIGKILL);
-  ASSERT_TRUE(Eventually([&] {
-    auto children = ChildPids(ap.pid());
-    return children.size() == 1 && children[0] != first;
-  }, 10s)) << ap.Stderr();
+  ASSERT_TRUE(testing::SignalProcess(first, SIGKILL));
+  ASSERT_TRUE(Eventually([&] { return Events("worker_started").size() == 2; }, 1s + kSlack))
+      << ap.Stderr();
+  pid_t second = std::stoi(Events("worker_started")[1].fields["worker_pid"]);
+  EXPECT_NE(second, first);
+  EXPECT_EQ(ChildPids(ap.pid()), std::vector<pid_t>{second});
   EXPECT_EQ(Owner()->epoch, epoch);
+  EXPECT_EQ(Events("worker_started")[1].fields["epoch"], std::to_string(epoch));
   auto exits = Events("worker_exited");
   ASSERT_EQ(exits.size(), 1u);
   EXPECT_EQ(exits[0].fields["reason"], "crash");
   EXPECT_EQ(exits[0].fields["detail"], "killed by signal 9");
+  // The first crash backs off 1 s (no jitter), measured from the exit to the next start;
+  // the loop ticks every 250 ms.
+  auto events = records_->Events();
+  auto gaps = testing::ExitToStartGaps(events);
+  ASSERT_EQ(gaps.size(), 1u) << testing::DescribeEvents(events);
+  EXPECT_GE(gaps[0], 1000 - 50) << testing::DescribeEvents(events);
+  EXPECT_LE(gaps[0], 1000 + 250 + 1000) << testing::DescribeEvents(events);
   EXPECT_EQ(Workers().size(), 1u);
+  ExpectOneWorkerAtATime(OneAtATime::kStrict);
 }
 
 TEST_F(AutopilotProcessTest, WhenItsLeaseIsTakenItsWorkerStopsAndItGoesDispatchOnly) {
   auto& ap = StartAutopilot({});
-  ASSERT_TRUE(Eventually([&] { return ChildPids(ap.pid()).size() == 1; }, 10s)) << ap.Stderr();
-  pid_t worker = ChildPids(ap.pid())[0];
+  ASSERT_TRUE(Eventually([&] { return Events("worker_started").size() == 1; }, kSlack))
+      << ap.Stderr();
+  pid_t worker = std::stoi(Events("worker_started")[0].fields["worker_pid"]);
 
   // Someone else takes the queue (as after a long pause of the autopilot): the lease key is
   // gone and a new holder has the next epoch.
-  ASSERT_TRUE(conn_->Command({"DEL", JobQueue::KeyPrefix(queue_name_) + "owner"}).ok());
-  OwnerLease other(*conn_, queue_name_, OwnerRole::kSupervisor, "elsewhere:1", 1, 0);
+  ASSERT_TRUE(conn().Command({"DEL", JobQueue::KeyPrefix(queue_name_) + "owner"}).ok());
+  OwnerLease other(conn(), queue_name_, OwnerRole::kSupervisor, "elsewhere:1", 1, 0);
   auto taken = other.TryAcquire();
   ASSERT_TRUE(taken.ok() && taken->acquired);
 
-  ASSERT_TRUE(Eventually([&] { return !testing::ProcessAlive(worker); }, 20s)) << ap.Stderr();
+  ASSERT_TRUE(Eventually([&] { return !testing::ProcessAlive(worker); }, kSlack)) << ap.Stderr();
   std::string line = "queue " + queue_name_ + " is owned by supervisor elsewhere:1 (epoch " +
                      std::to_string(other.epoch()) + "); running dispatch-only";
-  ASSERT_TRUE(ap.WaitForOutput(line, 10s)) << ap.Stderr();
+  ASSERT_TRUE(ap.WaitForOutput(line, kSlack)) << ap.Stderr();
   EXPECT_TRUE(ChildPids(ap.pid()).empty());
   EXPECT_TRUE(Workers().empty());
-  EXPECT_TRUE(Eventually([&] { return Record() && Record()->mode == "dispatch-only"; }, 5s));
+  EXPECT_TRUE(Eventually([&] {
+    auto r = Record();
+    return r && r->mode == "dispatch-only";
+  }, kSlack));
   EXPECT_EQ(Owner()->holder, "elsewhere:1");
+  EXPECT_EQ(Events("lease_lost").size(), 1u);
+  auto exits = Events("worker_exited");
+  ASSERT_EQ(exits.size(), 1u);
+  // Whichever saw it first: the worker at its next claim (fenced, exit 13), or the
+  // autopilot at its next renewal (it drains the worker).
+  EXPECT_TRUE(exits[0].fields["reason"] == "fenced" || exits[0].fields["reason"] == "lease lost")
+      << exits[0].fields["reason"];
+  EXPECT_EQ(Events("worker_started").size(), 1u);
+  ExpectOneWorkerAtATime(OneAtATime::kStrict);
   ASSERT_TRUE(other.Release().ok());
 }
 
-TEST_F(AutopilotProcessTest, ItRidesOutARedisOutageLoggingItOnceAndDispatchesAfterwards) {
+// Waits on purpose: the outage must outlast several slots (1 s each) and reconnect attempts,
+// and nothing outside the autopilot shows them passing.
+TEST_F(AutopilotProcessTest, ItRidesOutAThreeSecondRedisOutageLoggingItOnceAndDispatchesAfter) {
   auto& ap = StartAutopilot({"--no-worker"});
-  ASSERT_TRUE(Eventually([&] { return CycleJobs(JobState::kWaiting).size() == 1; }, 10s))
+  ASSERT_TRUE(Eventually([&] { return CycleJobs(JobState::kWaiting).size() == 1; }, kSlack))
       << ap.Stderr();
   server_->Kill();
-  ASSERT_TRUE(ap.WaitForOutput("Redis trouble", 10s)) << ap.Stderr();
-  // The outage lasts a few slots and heartbeats, each of which fails.
-  std::this_thread::sleep_for(3s);
+  ASSERT_TRUE(ap.WaitForOutput("Redis trouble", kSlack)) << ap.Stderr();
+  const auto outage_until = std::chrono::steady_clock::now() + 3 * kInterval;
+  ASSERT_TRUE(Eventually([&] { return std::chrono::steady_clock::now() >= outage_until; },
+                         3 * kInterval + kSlack));
   EXPECT_TRUE(ap.Running());
   int64_t restarted_ms = NowUnixMillis();
   ASSERT_TRUE(server_->Restart().ok());
-  ASSERT_TRUE(ap.WaitForOutput("Redis is back", 15s)) << ap.Stderr();
+  ASSERT_TRUE(ap.WaitForOutput("Redis is back", kSlack)) << ap.Stderr();
   EXPECT_EQ(Count(ap.Stderr(), "Redis trouble"), 1u) << ap.Stderr();
   // Back to work: its record is fresh again and one cycle waits.
-  ASSERT_TRUE(conn_->Reconnect().ok());
-  ASSERT_TRUE(queue_->connection().Reconnect().ok());
-  ASSERT_TRUE(Eventually([&] { return Record() && Record()->updated_ms >= restarted_ms; }, 10s))
-      << ap.Stderr();
-  ASSERT_TRUE(Eventually([&] { return CycleJobs(JobState::kWaiting).size() == 1; }, 10s))
+  ASSERT_TRUE(conn().Reconnect().ok());
+  ASSERT_TRUE(Eventually([&] {
+    auto r = Record();
+    return r && r->updated_ms >= restarted_ms;
+  }, kSlack)) << ap.Stderr();
+  ASSERT_TRUE(Eventually([&] { return CycleJobs(JobState::kWaiting).size() == 1; }, kSlack))
       << ap.Stderr();
   EXPECT_TRUE(ap.Running());
 }
 
 TEST_F(AutopilotProcessTest, ABadCycleFileStopsItAtOnceNamingFileLineAndColumn) {
-  std::string cycle = dir_ + "/cycle.yaml";
+  std::string cycle = dir_ / "cycle.yaml";
   std::ofstream(cycle) << "steps:\n  - name: sync\n    command: [git, pull]\n    retries: 3\n";
   auto r = RunLanekeeper({"autopilot", "--redis", server_->url(), "--queue", queue_name_,
                           "--repo", repo_, "--cycle", cycle},
-                         {}, 10s);
+                         {}, kSlack);
   EXPECT_EQ(r.exit_code, kExitUsage);
   EXPECT_NE(r.err.find(cycle + ":4:5: steps[0].retries: unknown field"), std::string::npos)
       << r.err;
   EXPECT_TRUE(CycleJobs(JobState::kWaiting).empty());
+  EXPECT_TRUE(records_->Events().empty());
 }
 
 }  // namespace

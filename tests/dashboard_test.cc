@@ -3,11 +3,9 @@
 // which must show the lane and the supervisor that really owns its queue.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
-#include <filesystem>
 #include <sstream>
 
 #include "controller/status/controller_state.h"
@@ -15,8 +13,9 @@
 #include "controller/owner/owner_lease.h"
 #include "controller/status/status_server.h"
 #include "tests/support/child_process.h"
-#include "tests/support/proc_scan.h"
+#include "tests/support/queue_records.h"
 #include "tests/support/redis_server.h"
+#include "tests/support/temp_dir.h"
 #include "worker/job_queue.h"
 
 namespace lk {
@@ -45,8 +44,8 @@ class DashboardTest : public ::testing::Test {
     auto server = testing::RedisServer::Start(o);
     ASSERT_TRUE(server.ok()) << server.status().message();
     redis_ = std::move(server).value();
-    char tmpl[] = "/tmp/lk-dashboard-test-XXXXXX";
-    dir_ = mkdtemp(tmpl);
+    ASSERT_TRUE(temp_.ok());
+    dir_ = temp_.path();
     queue_name_ = "dash-" + std::to_string(getpid());
     auto q = OpenJobQueue(redis_->url(), queue_name_);
     ASSERT_TRUE(q.ok()) << q.status().message();
@@ -55,17 +54,14 @@ class DashboardTest : public ::testing::Test {
 
   void TearDown() override {
     server_.reset();
-    if (browser_pgid_ > 0) kill(-browser_pgid_, SIGKILL);  // the browser and its helpers
     if (supervisor_) {
       supervisor_->Signal(SIGTERM);
-      if (!supervisor_->Wait(20s)) supervisor_->Signal(SIGKILL);
+      supervisor_->Wait(20s);
     }
-    for (pid_t w : testing::FindProcesses({"jobs", "work", "--queue", queue_name_})) {
-      kill(w, SIGKILL);
-    }
-    std::filesystem::remove_all(dir_);
+    testing::KillProcessesOfThisTest();
   }
 
+  testing::TempDir temp_{"dashboard-test"};
   std::unique_ptr<testing::RedisServer> redis_;
   std::unique_ptr<JobQueue> queue_;
   std::unique_ptr<ChildProcess> supervisor_;
@@ -73,7 +69,6 @@ class DashboardTest : public ::testing::Test {
   ControllerStateStore store_;
   LaneObserver observer_;
   std::unique_ptr<StatusServer> server_;
-  pid_t browser_pgid_ = 0;
 };
 
 TEST_F(DashboardTest, HeadlessChromiumShowsTheLaneAndItsOwner) {
@@ -86,10 +81,10 @@ TEST_F(DashboardTest, HeadlessChromiumShowsTheLaneAndItsOwner) {
       testing::LanekeeperBinary(), "jobs", "supervisor", "--redis", redis_->url(), "--queue",
       queue_name_, "--concurrency", "1", "--pid-file", dir_ + "/sup.pid", "--drain-timeout",
       "5s"});
+  testing::QueueRecords records(*queue_);
   std::optional<OwnerRecord> owner;
   ASSERT_TRUE(Eventually([&] {
-    auto o = ReadOwner(queue_->connection(), queue_name_);
-    if (o.ok()) owner = *o;
+    owner = records.Owner();
     return owner.has_value();
   }, 15s)) << supervisor_->Stderr();
 
@@ -114,23 +109,18 @@ TEST_F(DashboardTest, HeadlessChromiumShowsTheLaneAndItsOwner) {
   snap.lanes.push_back(lane);
   store_.Set(snap);
 
-  int port = 0;
-  for (int attempt = 0; attempt < 5 && !server_; ++attempt) {
-    port = testing::FreeLoopbackPort();
-    StatusServerOptions o;
-    o.addr = "127.0.0.1:" + std::to_string(port);
-    auto s = StatusServer::Start(o, store_, observer_);
-    if (s.ok()) server_ = std::move(s).value();
-  }
-  ASSERT_TRUE(server_);
+  StatusServerOptions o;
+  o.addr = "127.0.0.1:0";  // the kernel picks the port; url() names it
+  auto s = StatusServer::Start(o, store_, observer_);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  server_ = std::move(s).value();
 
-  // setsid: the browser leads its own process group, so TearDown can kill it with every
+  // The browser leads its own process group (every ChildProcess does), so it goes with every
   // helper process it started, whatever happens here.
-  ChildProcess browser({"setsid", chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
+  ChildProcess browser({chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
                         "--disable-dev-shm-usage", "--no-first-run",
-                        "--user-data-dir=" + dir_ + "/chromium",
-                        "--dump-dom", "http://127.0.0.1:" + std::to_string(port) + "/"});
-  browser_pgid_ = browser.pid();
+                        "--user-data-dir=" + dir_ + "/chromium", "--dump-dom",
+                        server_->url() + "/"});
   auto code = browser.Wait(60s);
   ASSERT_TRUE(code.has_value()) << "chromium did not finish within 60 s:\n" << browser.Stderr();
   ASSERT_EQ(*code, 0) << browser.Stderr();

@@ -1,7 +1,8 @@
 // `lanekeeper doctor` against a real redis-server, with real supervisors, autopilots and
 // workers where the situation can be produced for real; the few states that take hours to
 // reach (a stale autopilot, two epochs' workers at once) are written through the same APIs
-// the processes use.
+// the processes use, and where age matters it is backdated in Redis (a job's created_ms, a
+// zset's scores) instead of slept past.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -15,8 +16,11 @@
 #include "controller/owner/owner_lease.h"
 #include "controller/owner/supervisor_status.h"
 #include "tests/support/child_process.h"
-#include "tests/support/proc_scan.h"
+#include "tests/support/loopback_port.h"
+#include "tests/support/queue_records.h"
 #include "tests/support/redis_server.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/worker_timeline.h"
 #include "worker/job_queue.h"
 #include "worker/worker_registry.h"
 
@@ -62,25 +66,27 @@ AutopilotRecord Autopilot(int64_t interval_ms, int64_t last_dispatch_ms, int64_t
 class DoctorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/lk-doctor-test-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    std::filesystem::create_directory(dir_ + "/repo");
-    queue_name_ = "dq" + std::to_string(getpid());
+    ASSERT_TRUE(temp_.ok());
+    dir_ = temp_.path();
+    ASSERT_TRUE(std::filesystem::create_directory(dir_ + "/repo"));
+    queue_name_ = "dq-" +
+                  std::string(::testing::UnitTest::GetInstance()->current_test_info()->name())
+                      .substr(0, 30) + "-" + std::to_string(getpid());
   }
 
   void TearDown() override {
-    // Supervisors and autopilots drain their workers on SIGTERM; a worker left behind
-    // (an orphan, an unmanaged one) is stopped the same way.
+    // Supervisors and autopilots drain their workers on SIGTERM; whatever is left behind
+    // (an orphan, an unmanaged worker) is killed with the test's other processes.
     for (auto& p : processes_) p->Signal(SIGTERM);
     for (auto& p : processes_) p->Wait(15s);
-    for (pid_t pid : testing::FindProcesses({"jobs", "work", "--queue", queue_name_})) {
-      kill(pid, SIGTERM);
+    // Whatever the test made of the owners, its record never shows two workers at once.
+    if (!processes_.empty() && records_) {
+      EXPECT_EQ(testing::FirstSecondWorker(records_->Events(), testing::OneAtATime::kStrict,
+                                           /*allow_none=*/true),
+                "");
     }
-    Eventually([&] {
-      return testing::FindProcesses({"jobs", "work", "--queue", queue_name_}).empty();
-    }, 15s);
     processes_.clear();
-    std::filesystem::remove_all(dir_);
+    testing::KillProcessesOfThisTest();
   }
 
   void StartRedis(const testing::RedisServerOptions& options = {}) {
@@ -90,8 +96,22 @@ class DoctorTest : public ::testing::Test {
     auto q = OpenJobQueue(server_->url(), queue_name_);
     ASSERT_TRUE(q.ok()) << q.status().message();
     queue_ = std::move(q).value();
+    records_ = std::make_unique<testing::QueueRecords>(*queue_);
   }
   RedisConnection& conn() { return queue_->connection(); }
+  // Sets score of member in the queue's zset key (active: a lease deadline; completed: when
+  // it finished): how the tests make time pass.
+  void Backdate(const std::string& key, const std::string& member, int64_t score_ms) {
+    auto r = conn().Command({"ZADD", JobQueue::KeyPrefix(queue_name_) + key, "XX", "CH",
+                             std::to_string(score_ms), member});
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    ASSERT_EQ(r->AsInt(), 1) << key << " " << member << ": " << r->str;
+  }
+  void BackdateCreated(const std::string& id, int64_t created_ms) {
+    auto r = conn().Command({"HSET", JobQueue::KeyPrefix(queue_name_) + "job:" + id,
+                             "created_ms", std::to_string(created_ms)});
+    ASSERT_TRUE(r.ok() && !r->is_error()) << (r.ok() ? r->str : r.status().message());
+  }
 
   CommandResult Doctor(std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {"doctor", "--redis", server_->url(), "--queue", queue_name_};
@@ -146,9 +166,10 @@ class DoctorTest : public ::testing::Test {
     }, timeout);
   }
   // Plays a worker by hand: claims one job (unfenced) and records outcome for it.
-  void ClaimAndFinish(bool success) {
+  void ClaimAndFinish(bool success, std::string* id = nullptr) {
     auto claim = queue_->ClaimBatch(1, 0);
     ASSERT_TRUE(claim.ok() && claim->jobs.size() == 1);
+    if (id) *id = claim->jobs[0].id;
     JobOutcome o;
     o.id = claim->jobs[0].id;
     o.token = claim->jobs[0].token;
@@ -158,28 +179,21 @@ class DoctorTest : public ::testing::Test {
     ASSERT_TRUE(queue_->FinishBatch({o}).ok());
   }
 
-  std::optional<OwnerRecord> Owner() {
-    auto o = ReadOwner(conn(), queue_name_);
-    return o.ok() ? *o : std::nullopt;
-  }
-  std::vector<WorkerInfo> LiveWorkers() {
-    auto w = ListLiveWorkers(conn(), queue_name_, 5s);
-    return w.ok() ? *w : std::vector<WorkerInfo>{};
-  }
-  std::vector<SupervisorStatus> Supervisors() {
-    auto s = ReadLiveSupervisors(conn(), queue_name_);
-    return s.ok() ? *s : std::vector<SupervisorStatus>{};
-  }
+  std::optional<OwnerRecord> Owner() { return records_->Owner(); }
+  std::vector<WorkerInfo> LiveWorkers() { return records_->LiveWorkers(); }
+  std::vector<SupervisorStatus> Supervisors() { return records_->Supervisors(); }
   std::string Host() {
     char host[256] = {0};
     gethostname(host, sizeof(host) - 1);
     return host;
   }
 
+  testing::TempDir temp_{"doctor-test"};
   std::string dir_;
   std::string queue_name_;
   std::unique_ptr<testing::RedisServer> server_;
   std::unique_ptr<JobQueue> queue_;
+  std::unique_ptr<testing::QueueRecords> records_;
   std::vector<std::unique_ptr<ChildProcess>> processes_;
 };
 
@@ -219,8 +233,9 @@ TEST_F(DoctorTest, RedisThatMayEvictJobKeysWarns) {
 }
 
 TEST_F(DoctorTest, UnreachableRedisFailsAloneAndSaysTheOtherChecksWereSkipped) {
-  int port = testing::FreeLoopbackPort();
-  std::string url = "redis://127.0.0.1:" + std::to_string(port) + "/0";
+  auto nothing = testing::LoopbackPort::Refusing();  // bound, never listening
+  ASSERT_TRUE(nothing.ok()) << nothing.status().message();
+  std::string url = "redis://" + (*nothing)->address() + "/0";
   auto r = testing::RunLanekeeper({"doctor", "--redis", url, "--queue", "q"}, {}, 30s);
   EXPECT_EQ(r.exit_code, 2);
   std::regex want("redis: fail  cannot connect to Redis at " +
@@ -260,8 +275,8 @@ TEST_F(DoctorTest, TheProductionShapeIsAllOk) {
   for (int i = 0; i < 3; ++i) ids.push_back(Submit("noop"));
   for (const auto& id : ids) ASSERT_TRUE(WaitState(id, JobState::kCompleted, 20s)) << sup.Stderr();
   ASSERT_TRUE(Eventually([&] {
-    auto rec = ReadAutopilotRecord(conn(), queue_name_);
-    return rec.ok() && *rec && (*rec)->last_dispatch_ms > 0;
+    auto rec = records_->Autopilot();
+    return rec && rec->last_dispatch_ms > 0;
   }, 15s)) << ap.Stderr();
 
   auto r = Doctor();
@@ -291,9 +306,9 @@ TEST_F(DoctorTest, AutopilotOwningTheWorkerIsToldApartFromNoOwnerAtAll) {
   auto& ap = StartAutopilot();
   int worker_pid = 0;
   ASSERT_TRUE(Eventually([&] {
-    auto rec = ReadAutopilotRecord(conn(), queue_name_);
-    if (!rec.ok() || !*rec) return false;
-    worker_pid = (*rec)->worker_pid;
+    auto rec = records_->Autopilot();
+    if (!rec) return false;
+    worker_pid = rec->worker_pid;
     return worker_pid > 0 && !LiveWorkers().empty();
   }, 15s)) << ap.Stderr();
 
@@ -380,9 +395,10 @@ TEST_F(DoctorTest, WorkersOfTwoEpochsFailAndNameBoth) {
 
 TEST_F(DoctorTest, ACrashedWorkerAndItsReplacementOfOneEpochCountAsOne) {
   StartRedis(Aof());
-  WorkerRegistry crashed(queue_name_, Worker("host:10", 5));
+  WorkerInfo gone = Worker("host:10", 5);
+  gone.started_ms = NowUnixMillis() - 60'000;  // it started a minute ago and crashed
+  WorkerRegistry crashed(queue_name_, gone);
   ASSERT_TRUE(crashed.Register(conn()).ok());
-  usleep(5'000);
   WorkerRegistry replacement(queue_name_, Worker("host:11", 5));
   ASSERT_TRUE(replacement.Register(conn()).ok());
   auto r = Doctor();
@@ -475,7 +491,8 @@ TEST_F(DoctorTest, AnActiveJobPastItsLeaseMakesQueueHealthWarn) {
   ASSERT_TRUE(queue_->Enqueue(spec).ok());
   auto claim = queue_->ClaimBatch(1, 0);  // claimed by a "worker" that then dies silently
   ASSERT_TRUE(claim.ok() && claim->jobs.size() == 1);
-  usleep((kMinLease.count() + 200) * 1000);
+  // Its lease deadline passed a second ago.
+  Backdate("active", claim->jobs[0].id, NowUnixMillis() - 1000);
   auto r = Doctor();
   EXPECT_EQ(Line(r, "queue_health"),
             "queue_health: warn  waiting=0 active=1 delayed=0 dead_24h=0: 1 active job past the "
@@ -523,28 +540,37 @@ TEST_F(DoctorTest, NoAutopilotIsInformationNotAProblem) {
 TEST_F(DoctorTest, WorkWaitingWithNothingFinishingForTheWedgeTimeFails) {
   StartRedis(Aof());
   Submit("noop");
-  ClaimAndFinish(true);  // something finished once, then nothing more
-  Submit("noop");
-  usleep(1'200'000);
-  auto r = Doctor({"--wedge-time", "1s"});
+  std::string done;
+  ClaimAndFinish(true, &done);  // something finished once, then nothing more
+  std::string waiting = Submit("noop");
+  // 90 s ago, both: 1m of the wedge time and 29 s to spare for a slow doctor.
+  const int64_t then = NowUnixMillis() - 90'000;
+  Backdate("completed", done, then);
+  BackdateCreated(waiting, then);
+  auto r = Doctor({"--wedge-time", "1m"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(Line(r, "wedged_queue"),
             "wedged_queue: fail  queue " + queue_name_ +
-                " is wedged: 1 job waiting, none active, nothing finished for 1s (--wedge-time "
-                "1s); see worker_owner and the worker's logs")
+                " is wedged: 1 job waiting, none active, nothing finished for 1m (--wedge-time "
+                "1m); see worker_owner and the worker's logs")
       << r.out;
 }
 
 TEST_F(DoctorTest, AFreshSubmissionToAQueueIdleForLongIsNotWedged) {
   StartRedis(Aof());
   Submit("noop");
-  ClaimAndFinish(true);
-  usleep(1'200'000);  // idle for longer than the wedge time...
-  Submit("noop");     // ...then work arrives: it has not waited the wedge time yet
-  auto r = Doctor({"--wedge-time", "1s"});
-  EXPECT_TRUE(
-      Line(r, "wedged_queue").starts_with("wedged_queue: ok  1 waiting, none active for 0s"))
+  std::string done;
+  ClaimAndFinish(true, &done);
+  Backdate("completed", done, NowUnixMillis() - 90'000);  // idle for longer than the wedge time...
+  Submit("noop");  // ...then work arrives: it has not waited the wedge time yet
+  auto r = Doctor({"--wedge-time", "1m"});
+  std::smatch m;
+  std::string line = Line(r, "wedged_queue");
+  ASSERT_TRUE(std::regex_match(line, m, std::regex("wedged_queue: ok  1 waiting, none active for "
+                                                   "(\\d+)s, under --wedge-time 1m; last "
+                                                   "finished 1m ago")))
       << r.out;
+  EXPECT_LT(std::stoi(m[1]), 60);
 }
 
 // --- output ---

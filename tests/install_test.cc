@@ -17,7 +17,10 @@
 #include "controller/install/systemd_units.h"
 #include "tests/support/child_process.h"
 #include "tests/support/proc_scan.h"
+#include "tests/support/queue_records.h"
 #include "tests/support/redis_server.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/worker_timeline.h"
 #include "worker/job_queue.h"
 
 namespace lk {
@@ -30,13 +33,12 @@ using testing::Eventually;
 class InstallTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/lk-install-test-XXXXXX";
-    dir_ = mkdtemp(tmpl);
+    ASSERT_TRUE(temp_.ok());
+    dir_ = temp_.path();
     repo_ = dir_ + "/repo";
     units_ = dir_ + "/units";
-    std::filesystem::create_directory(repo_);
+    ASSERT_TRUE(std::filesystem::create_directory(repo_));
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   CommandResult Install(std::vector<std::string> extra, std::vector<std::string> env = {}) {
     std::vector<std::string> args = {"install", "--target", "systemd", "--repo", repo_,
@@ -73,6 +75,7 @@ class InstallTest : public ::testing::Test {
     return "";
   }
 
+  testing::TempDir temp_{"install-test"};
   std::string dir_, repo_, units_;
 };
 
@@ -278,13 +281,12 @@ TEST_F(InstallTest, TheUnitsCommandLinesRunTheProductionShapeDoctorApproves) {
 
   auto jobs = OpenJobQueue(url, queue);
   ASSERT_TRUE(jobs.ok());
-  RedisConnection& conn = (*jobs)->connection();
+  testing::QueueRecords records(**jobs);
   ASSERT_TRUE(Eventually([&] {
-    auto rec = ReadAutopilotRecord(conn, queue);
-    auto owner = ReadOwner(conn, queue);
-    auto stats = (*jobs)->Stats();
-    return rec.ok() && *rec && (*rec)->last_dispatch_ms > 0 && owner.ok() && *owner &&
-           (*owner)->role == "supervisor" && stats.ok() && stats->completed > 0;
+    auto rec = records.Autopilot();
+    auto owner = records.Owner();
+    return rec && rec->last_dispatch_ms > 0 && owner && owner->role == "supervisor" &&
+           records.Stats().completed > 0;
   }, 30s)) << sup->Stderr() << ap->Stderr();
   EXPECT_TRUE(std::filesystem::exists(dir_ + "/lanekeeper-supervisor-" + queue + ".pid"));
 
@@ -300,6 +302,7 @@ TEST_F(InstallTest, TheUnitsCommandLinesRunTheProductionShapeDoctorApproves) {
   EXPECT_EQ(ap->Wait(30s), 0);
   EXPECT_EQ(sup->Wait(60s), 0);
   EXPECT_TRUE(testing::FindProcesses({"jobs", "work", "--queue", queue}).empty());
+  EXPECT_EQ(testing::FirstSecondWorker(records.Events(), testing::OneAtATime::kStrict), "");
 }
 
 }  // namespace
@@ -311,12 +314,12 @@ namespace {
 class InstallControllerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/lk-install-ctl-XXXXXX";
-    dir_ = mkdtemp(tmpl);
+    ASSERT_TRUE(temp_.ok());
+    dir_ = temp_.path();
     specs_ = dir_ + "/lanes";
-    std::filesystem::create_directory(specs_);
+    ASSERT_TRUE(std::filesystem::create_directory(specs_));
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  testing::TempDir temp_{"install-ctl"};
   std::string dir_, specs_;
 };
 

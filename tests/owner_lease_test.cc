@@ -1,5 +1,4 @@
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -7,7 +6,9 @@
 #include "controller/owner/lifecycle_events.h"
 #include "controller/owner/owner_lease.h"
 #include "controller/owner/pid_file.h"
+#include "tests/support/child_process.h"
 #include "tests/support/redis_server.h"
+#include "tests/support/temp_dir.h"
 #include "worker/job_queue.h"
 
 namespace lk {
@@ -114,7 +115,9 @@ TEST_F(OwnerLeaseTest, LifecycleEventsAreReadBackInOrderWithTheirDetails) {
 }
 
 TEST(PidFile, ALivePidFileIsAConflictNamingItsHolder) {
-  std::string path = "/tmp/lk-pidfile-test-" + std::to_string(getpid());
+  testing::TempDir dir("pidfile");
+  ASSERT_TRUE(dir.ok());
+  std::string path = dir / "sup.pid";
   auto first = PidFile::Acquire(path);
   ASSERT_TRUE(first.ok());
   auto second = PidFile::Acquire(path);
@@ -126,11 +129,16 @@ TEST(PidFile, ALivePidFileIsAConflictNamingItsHolder) {
 }
 
 TEST(PidFile, AStalePidFileOfADeadProcessIsTakenOver) {
-  std::string path = "/tmp/lk-pidfile-stale-" + std::to_string(getpid());
-  pid_t child = fork();
-  if (child == 0) _exit(0);
-  waitpid(child, nullptr, 0);
-  std::ofstream(path) << child << "\n";
+  testing::TempDir dir("pidfile");
+  ASSERT_TRUE(dir.ok());
+  std::string path = dir / "sup.pid";
+  pid_t gone = 0;
+  {
+    testing::ChildProcess child({"true"});
+    ASSERT_TRUE(child.Wait(std::chrono::seconds(10)).has_value());  // exited and reaped
+    gone = child.pid();
+  }
+  std::ofstream(path) << gone << "\n";
   auto taken = PidFile::Acquire(path);
   ASSERT_TRUE(taken.ok()) << taken.status().message();
   std::ifstream in(path);

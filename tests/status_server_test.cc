@@ -2,12 +2,9 @@
 // `jobs supervisor` that owns the lane's queue. The controller's snapshot is written by hand
 // (the reconcile loop is tested in lane_controller_test.cc), so each test states exactly
 // what the controller believes and checks what the server makes of it with Redis.
-#include <arpa/inet.h>
 #include <cpprest/http_client.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,8 +23,12 @@
 #include "controller/owner/owner_lease.h"
 #include "controller/status/status_server.h"
 #include "tests/support/child_process.h"
+#include "tests/support/loopback_port.h"
 #include "tests/support/proc_scan.h"
+#include "tests/support/queue_records.h"
 #include "tests/support/redis_server.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/worker_timeline.h"
 #include "worker/job_queue.h"
 
 namespace lk {
@@ -232,25 +233,25 @@ class StatusServerTest : public ::testing::Test {
     auto server = testing::RedisServer::Start(o);
     ASSERT_TRUE(server.ok()) << server.status().message();
     redis_ = std::move(server).value();
-    char tmpl[] = "/tmp/lk-status-test-XXXXXX";
-    dir_ = mkdtemp(tmpl);
+    ASSERT_TRUE(temp_.ok());
+    dir_ = temp_.path();
     queue_name_ = std::string(::testing::UnitTest::GetInstance()->current_test_info()->name())
                       .substr(0, 30) + "-" + std::to_string(getpid());
     auto q = OpenJobQueue(redis_->url(), queue_name_);
     ASSERT_TRUE(q.ok()) << q.status().message();
     queue_ = std::move(q).value();
+    records_ = std::make_unique<testing::QueueRecords>(*queue_);
   }
 
   void TearDown() override {
     server_.reset();
     if (supervisor_) {
       supervisor_->Signal(SIGTERM);
-      if (!supervisor_->Wait(20s)) supervisor_->Signal(SIGKILL);
+      supervisor_->Wait(20s);
+      // A supervisor ran: its record never shows two workers at once.
+      EXPECT_EQ(testing::FirstSecondWorker(records_->Events(), testing::OneAtATime::kStrict), "");
     }
-    for (pid_t w : testing::FindProcesses({"jobs", "work", "--queue", queue_name_})) {
-      kill(w, SIGKILL);
-    }
-    std::filesystem::remove_all(dir_);
+    testing::KillProcessesOfThisTest();
   }
 
   // A real supervisor owning the lane's queue; returns once it holds the lease.
@@ -263,10 +264,7 @@ class StatusServerTest : public ::testing::Test {
         << supervisor_->Stderr();
   }
 
-  std::optional<OwnerRecord> Owner() {
-    auto o = ReadOwner(queue_->connection(), queue_name_);
-    return o.ok() ? *o : std::nullopt;
-  }
+  std::optional<OwnerRecord> Owner() { return records_->Owner(); }
 
   // What a reconcile loop would publish for one lane whose supervisor runs.
   ControllerSnapshot Snapshot(bool ready = true) {
@@ -306,17 +304,14 @@ class StatusServerTest : public ::testing::Test {
     return s;
   }
 
+  // On a port the kernel picks; url() says which.
   void StartServer() {
-    // A free port can be taken between the probe and the bind; try a few.
-    for (int attempt = 0; attempt < 5 && !server_; ++attempt) {
-      port_ = testing::FreeLoopbackPort();
-      StatusServerOptions o;
-      o.addr = "127.0.0.1:" + std::to_string(port_);
-      auto s = StatusServer::Start(o, store_, observer_);
-      if (s.ok()) server_ = std::move(s).value();
-    }
-    ASSERT_TRUE(server_) << "could not start the status server";
-    base_ = "http://127.0.0.1:" + std::to_string(port_);
+    StatusServerOptions o;
+    o.addr = "127.0.0.1:0";
+    auto s = StatusServer::Start(o, store_, observer_);
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    server_ = std::move(s).value();
+    base_ = server_->url();
   }
 
   json Status() {
@@ -348,21 +343,21 @@ class StatusServerTest : public ::testing::Test {
   // Waits until the supervisor's worker heartbeats under the current epoch.
   void WaitForWorker() {
     ASSERT_TRUE(Eventually([&] {
-      auto live = ListLiveWorkers(queue_->connection(), queue_name_, 5s);
       auto owner = Owner();
-      if (!live.ok() || !owner) return false;
-      for (const auto& w : *live) {
+      if (!owner) return false;
+      for (const auto& w : records_->LiveWorkers()) {
         if (w.epoch == owner->epoch) return true;
       }
       return false;
     }, 20s));
   }
 
+  testing::TempDir temp_{"status-test"};
   std::unique_ptr<testing::RedisServer> redis_;
   std::unique_ptr<JobQueue> queue_;
+  std::unique_ptr<testing::QueueRecords> records_;
   std::unique_ptr<ChildProcess> supervisor_;
   std::string dir_, queue_name_, base_;
-  int port_ = 0;
   ControllerStateStore store_;
   LaneObserver observer_;
   std::unique_ptr<StatusServer> server_;
@@ -660,7 +655,7 @@ TEST_F(StatusServerTest, WorkerRestartsByReasonComeFromTheSupervisor) {
   // A worker killed behind the supervisor's back is a crash it restarts.
   auto workers = testing::FindProcesses({"jobs", "work", "--queue", queue_name_});
   ASSERT_EQ(workers.size(), 1u);
-  kill(workers[0], SIGKILL);
+  ASSERT_TRUE(testing::SignalProcess(workers[0], SIGKILL));
   std::vector<Sample> samples;
   ASSERT_TRUE(Eventually([&] {
     samples.clear();
@@ -704,22 +699,29 @@ TEST_F(StatusServerTest, UnknownPathsAre404AndOtherMethods405) {
   EXPECT_EQ(Http(base_, "/healthz", "DELETE").code, 405);
 }
 
+TEST_F(StatusServerTest, APortOfZeroListensOnAPortTheKernelChoseAndTheUrlNamesIt) {
+  store_.Set(Snapshot());
+  StatusServerOptions o;
+  o.addr = "127.0.0.1:0";
+  auto s = StatusServer::Start(o, store_, observer_);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  std::smatch m;
+  std::string url = (*s)->url();
+  ASSERT_TRUE(std::regex_match(url, m, std::regex("http://127\\.0\\.0\\.1:([0-9]+)"))) << url;
+  EXPECT_GT(std::stoi(m[1]), 0) << url;
+  HttpAnswer health = Http(url, "/healthz");
+  EXPECT_EQ(health.code, 200);
+  EXPECT_EQ(health.body, "ok\n");
+}
+
 TEST_F(StatusServerTest, APortInUseIsAClearError) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(listen(fd, 1), 0);
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  std::string where = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  auto taken = testing::LoopbackPort::Listening();
+  ASSERT_TRUE(taken.ok()) << taken.status().message();
+  std::string where = (*taken)->address();
 
   StatusServerOptions o;
   o.addr = where;
   auto s = StatusServer::Start(o, store_, observer_);
-  close(fd);
   ASSERT_FALSE(s.ok());
   EXPECT_TRUE(s.status().IsUnavailable());
   EXPECT_EQ(s.status().message(),
@@ -775,8 +777,9 @@ TEST_F(StatusServerTest, DoctorWithControllerNamesTheLaneThatIsNotReady) {
 }
 
 TEST_F(StatusServerTest, DoctorWithControllerFailsWhenNothingListens) {
-  int port = testing::FreeLoopbackPort();
-  std::string url = "http://127.0.0.1:" + std::to_string(port);
+  auto nothing = testing::LoopbackPort::Refusing();  // bound, never listening
+  ASSERT_TRUE(nothing.ok()) << nothing.status().message();
+  std::string url = "http://" + (*nothing)->address();
   CommandResult r = Doctor({"--controller", url});
   std::string line = Line(r, "controller: ");
   EXPECT_TRUE(line.starts_with("controller: fail  controller at " + url + " unreachable: "))

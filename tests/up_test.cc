@@ -3,9 +3,7 @@
 // Ctrl-C at the end, after which nothing of it may be left running.
 #include <cpprest/http_client.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -14,8 +12,10 @@
 #include <regex>
 
 #include "tests/support/child_process.h"
+#include "tests/support/loopback_port.h"
 #include "tests/support/proc_scan.h"
 #include "tests/support/redis_server.h"
+#include "tests/support/temp_dir.h"
 #include "worker/job_queue.h"
 
 namespace lk {
@@ -53,22 +53,28 @@ std::vector<pid_t> ProcessesUsing(const std::string& dir) {
 class UpTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/lk-up-test-XXXXXX";
-    dir_ = mkdtemp(tmpl);
+    ASSERT_TRUE(temp_.ok());
+    dir_ = temp_.path();
     state_ = dir_ + "/state";
-    port_ = testing::FreeLoopbackPort();
+    HoldNewStatusPort();
   }
 
   void TearDown() override {
     for (auto& up : ups_) {
-      if (up->Running()) {
-        up->Signal(SIGTERM);
-        if (!up->Wait(60s)) up->Signal(SIGKILL);
-      }
+      if (up->Signal(SIGTERM)) up->Wait(60s);
     }
     // Nothing of this test may outlive it, whatever went wrong.
-    for (pid_t p : ProcessesUsing(state_)) kill(p, SIGKILL);
-    fs::remove_all(dir_);
+    for (pid_t p : ProcessesUsing(state_)) testing::SignalProcess(p, SIGKILL);
+    testing::KillProcessesOfThisTest();
+  }
+
+  // A port for `up`'s dashboard that the test holds until it ends (LoopbackPort::ForServer):
+  // `up` can listen there, nobody else can take it.
+  void HoldNewStatusPort() {
+    auto port = testing::LoopbackPort::ForServer();
+    ASSERT_TRUE(port.ok()) << port.status().message();
+    port_ = (*port)->port();
+    held_ports_.push_back(std::move(port).value());
   }
 
   std::vector<std::string> UpArgs(const std::string& file, int port) {
@@ -142,8 +148,10 @@ class UpTest : public ::testing::Test {
     EXPECT_FALSE(fs::exists(state_ + "/redis/redis.sock"));
   }
 
+  testing::TempDir temp_{"up-test"};
   std::string dir_, state_;
   int port_ = 0;
+  std::vector<std::unique_ptr<testing::LoopbackPort>> held_ports_;
   std::vector<std::unique_ptr<ChildProcess>> ups_;
 };
 
@@ -220,7 +228,7 @@ TEST_F(UpTest, AKilledUpIsAdoptedByTheNextInsteadOfStartingTwice) {
   EXPECT_TRUE(testing::ProcessAlive(redis_pid)) << "SIGKILL leaves redis-server running";
 
   // The killed one's roles may still hold its status port: the next one takes another.
-  port_ = testing::FreeLoopbackPort();
+  HoldNewStatusPort();
   ChildProcess& next = StartUp();
   EXPECT_NE(next.Stdout().find("adopted the private redis-server left running, pid " +
                                std::to_string(redis_pid)),
@@ -241,7 +249,7 @@ TEST_F(UpTest, APrivateRedisThatDiesStopsTheLanesAndExitsOne) {
   ASSERT_TRUE(Eventually([&] { return ProcessesUsing(state_ + "/lanes/quickstart").size() == 2; },
                          30s))
       << up.Stderr();
-  ASSERT_EQ(kill(redis_pid, SIGKILL), 0);
+  ASSERT_TRUE(testing::SignalProcess(redis_pid, SIGKILL));
   ASSERT_EQ(up.Wait(90s), 1) << up.Stderr();
   EXPECT_NE(up.Stderr().find("the private redis-server (pid " + std::to_string(redis_pid) +
                              ") exited; stopping the lanes"),
@@ -269,7 +277,10 @@ TEST_F(UpTest, ABadFileExitsTwoWithItsLineAndStartsNothing) {
 
 TEST_F(UpTest, ASecondUpOnTheSameStateDirExitsTwoNamingTheFirst) {
   ChildProcess& first = StartUp();
-  auto r = RunLanekeeper(UpArgs(kQuickstart, testing::FreeLoopbackPort()), kNoRedisEnv);
+  const int first_port = port_;
+  HoldNewStatusPort();
+  auto r = RunLanekeeper(UpArgs(kQuickstart, port_), kNoRedisEnv);
+  port_ = first_port;
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("another `lanekeeper up` (pid " + std::to_string(first.pid()) + ")"),
             std::string::npos)
@@ -279,18 +290,11 @@ TEST_F(UpTest, ASecondUpOnTheSameStateDirExitsTwoNamingTheFirst) {
 }
 
 TEST_F(UpTest, ADashboardPortInUseExitsTwoAndStartsNothing) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  sa.sin_port = htons(static_cast<uint16_t>(port_));
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
-  ASSERT_EQ(listen(fd, 1), 0);
-  auto r = RunLanekeeper(UpArgs(kQuickstart, port_), kNoRedisEnv);
-  close(fd);
+  auto taken = testing::LoopbackPort::Listening();
+  ASSERT_TRUE(taken.ok()) << taken.status().message();
+  auto r = RunLanekeeper(UpArgs(kQuickstart, (*taken)->port()), kNoRedisEnv);
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.err.find("cannot listen on 127.0.0.1:" + std::to_string(port_) +
-                       ": Address already in use"),
+  EXPECT_NE(r.err.find("cannot listen on " + (*taken)->address() + ": Address already in use"),
             std::string::npos)
       << r.err;
   EXPECT_FALSE(fs::exists(state_ + "/redis"));

@@ -52,10 +52,12 @@ OwnedWorkerPass OwnedWorker::Tend(bool take_lease) {
   if (!lease_.held()) {
     // A worker of ours that still drains must be gone before we take the lease again:
     // only then is a new worker never the second one.
-    if (take_lease && !worker_ && now >= next_acquire_) TryAcquire(now, pass);
-    return pass;
+    if (!take_lease || worker_ || now < next_acquire_) return pass;
+    TryAcquire(now, pass);
+    // Taken: its worker starts in this same pass, not a tick later.
+  } else if (now >= next_renew_) {
+    Renew(now, pass);
   }
-  if (now >= next_renew_) Renew(now, pass);
   if (lease_.held() && !worker_ && now >= next_start_) StartWorker(now, pass);
   return pass;
 }

@@ -1,10 +1,15 @@
 #include "controller/status/status_server.h"
 
+#include <arpa/inet.h>
 #include <cpprest/http_listener.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <exception>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -464,7 +469,7 @@ std::string ErrorJson(const std::string& message) {
   return Json{{"error", message}}.dump() + "\n";
 }
 
-// host:port, host possibly [v6]; port 1..65535.
+// host:port, host possibly [v6]; port 0..65535 (0: one the kernel picks).
 Status CheckAddr(const std::string& addr) {
   auto bad = [&] {
     return Status::InvalidArgument("status server: bad address '" + addr +
@@ -480,11 +485,36 @@ Status CheckAddr(const std::string& addr) {
   if (host.find_first_of("/?#@ ") != std::string_view::npos) return bad();
   int p = 0;
   auto r = std::from_chars(port.data(), port.data() + port.size(), p);
-  if (port.empty() || r.ec != std::errc() || r.ptr != port.data() + port.size() || p < 1 ||
+  if (port.empty() || r.ec != std::errc() || r.ptr != port.data() + port.size() || p < 0 ||
       p > 65535) {
     return bad();
   }
   return Status::OK();
+}
+
+// The ports of this process's listening TCP sockets.
+std::set<int> ListeningPorts() {
+  std::set<int> ports;
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return ports;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    int fd = std::atoi(e->d_name);
+    if (fd == dirfd(dir)) continue;
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
+    sockaddr_storage addr{};
+    socklen_t addr_len = sizeof(addr);
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &addr_len) != 0) continue;
+    if (addr.ss_family == AF_INET) {
+      ports.insert(ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port));
+    } else if (addr.ss_family == AF_INET6) {
+      ports.insert(ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port));
+    }
+  }
+  closedir(dir);
+  return ports;
 }
 
 class HttpStatusServer : public StatusServer {
@@ -501,6 +531,14 @@ class HttpStatusServer : public StatusServer {
 
   Status Open() {
     listener_.support([this](web::http::http_request request) { Serve(std::move(request)); });
+    // Port 0: the kernel picks one, and cpprestsdk does not say which. The listening socket
+    // that appeared during open() is ours; url() names its port. (Only the status server
+    // listens in a lanekeeper process, so no other one appears meanwhile; if one did, the
+    // answer would be ambiguous and Start fails instead of guessing.)
+    const size_t colon = options_.addr.rfind(':');
+    const bool any_port = options_.addr.substr(colon + 1) == "0";
+    std::set<int> before;
+    if (any_port) before = ListeningPorts();
     try {
       listener_.open().wait();
     } catch (const std::exception& e) {
@@ -508,6 +546,19 @@ class HttpStatusServer : public StatusServer {
                                  e.what());
     }
     open_ = true;
+    if (any_port) {
+      std::vector<int> opened;
+      for (int p : ListeningPorts()) {
+        if (!before.count(p)) opened.push_back(p);
+      }
+      if (opened.size() != 1) {
+        Stop();
+        return Status::Unavailable("status server: listening on " + options_.addr +
+                                   ", but cannot tell which port it got (" +
+                                   std::to_string(opened.size()) + " new listening sockets)");
+      }
+      url_ = "http://" + options_.addr.substr(0, colon) + ":" + std::to_string(opened[0]);
+    }
     return Status::OK();
   }
 

@@ -27,9 +27,10 @@
 namespace lk {
 
 struct StatusServerOptions {
-  // host:port to listen on ([v6]:port for IPv6). Loopback by default: status names queues,
-  // hosts and pids and needs no authentication; bind wider only behind a firewall or a
-  // network policy (in Kubernetes the probes reach the pod IP: 0.0.0.0:8081).
+  // host:port to listen on ([v6]:port for IPv6); port 0 takes a free one, which url()
+  // names. Loopback by default: status names queues, hosts and pids and needs no
+  // authentication; bind wider only behind a firewall or a network policy (in Kubernetes
+  // the probes reach the pod IP: 0.0.0.0:8081).
   std::string addr = "127.0.0.1:8081";
   // The thresholds /doctor's checks use, as `lanekeeper doctor`'s flags.
   DoctorOptions doctor;
@@ -49,7 +50,7 @@ class StatusServer {
   // Stops listening; requests in flight finish first. Idempotent; the destructor calls it.
   virtual void Stop() = 0;
 
-  // "http://HOST:PORT", where it listens.
+  // "http://HOST:PORT", where it listens: the port it got when options.addr asked for 0.
   virtual const std::string& url() const = 0;
 };
 

@@ -1,9 +1,12 @@
 #include "tests/support/proc_scan.h"
 
 #include <dirent.h>
+#include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -48,7 +51,10 @@ bool ReadStat(pid_t pid, char* state, pid_t* parent) {
 std::vector<pid_t> FindProcesses(const std::vector<std::string>& args) {
   std::vector<std::pair<pid_t, pid_t>> matched;  // (pid, parent)
   DIR* d = opendir("/proc");
-  if (!d) return {};
+  if (!d) {
+    ADD_FAILURE() << "opendir /proc: " << std::strerror(errno);
+    return {};
+  }
   while (dirent* e = readdir(d)) {
     pid_t pid = std::atoi(e->d_name);
     if (pid <= 0) continue;
@@ -74,6 +80,45 @@ std::vector<pid_t> FindProcesses(const std::vector<std::string>& args) {
     if (!pids.count(parent)) found.push_back(pid);
   }
   return found;
+}
+
+}  // namespace lk::testing
+
+namespace lk::testing {
+
+ProcessSampler::ProcessSampler(std::vector<std::string> args, std::chrono::milliseconds every)
+    : args_(std::move(args)), every_(every), thread_([this] { Loop(); }) {}
+
+ProcessSampler::~ProcessSampler() { Stop(); }
+
+void ProcessSampler::Stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+void ProcessSampler::Loop() {
+  while (!stop_) {
+    std::vector<pid_t> found = FindProcesses(args_);
+    ++samples_;
+    if (!found.empty()) ++seeing_any_;
+    if (found.size() > most_) {
+      std::string seen;
+      for (pid_t p : found) {
+        seen += "\n  " + std::to_string(p) + ":";
+        for (const auto& a : ProcessArgs(p)) seen += " " + a;
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      most_ = found.size();
+      most_seen_ = seen;
+    }
+    std::this_thread::sleep_for(every_);
+  }
+}
+
+std::string ProcessSampler::Describe() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return std::to_string(samples_) + " samples, " + std::to_string(seeing_any_) +
+         " saw a match, at most " + std::to_string(most_) + ":" + most_seen_;
 }
 
 }  // namespace lk::testing

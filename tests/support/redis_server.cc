@@ -1,57 +1,50 @@
 #include "tests/support/redis_server.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <thread>
 #include <vector>
 
-#include "tests/support/child_process.h"
+#include "tests/support/temp_dir.h"
 #include "worker/redis_connection.h"
 
 namespace lk::testing {
 
-int FreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  int port = ntohs(addr.sin_port);
-  close(fd);
-  return port;
+namespace {
+
+// The last lines of redis-server's log: why it would not start.
+std::string LogTail(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  std::string tail;
+  for (size_t i = lines.size() > 5 ? lines.size() - 5 : 0; i < lines.size(); ++i) {
+    tail += "\n  " + lines[i];
+  }
+  return tail.empty() ? " (its log is empty)" : tail;
 }
+
+}  // namespace
 
 StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(const RedisServerOptions& options) {
   std::unique_ptr<RedisServer> server(new RedisServer());
   server->options_ = options;
-  char tmpl[] = "/tmp/lk-redis-XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) return Status::Internal("mkdtemp failed");
-  server->dir_ = tmpl;
-  // A port picked by FreeLoopbackPort can be taken by someone else before redis binds it;
-  // try a few.
-  Status last;
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    server->port_ = FreeLoopbackPort();
-    last = server->Launch();
-    if (last.ok()) return server;
-  }
-  return last;
+  auto port = LoopbackPort::ForServer();
+  if (!port.ok()) return Status::Unavailable("redis-server: " + port.status().message());
+  server->port_ = std::move(port).value();
+  auto dir = TempDir::Create("redis");
+  if (!dir.ok()) return Status::Unavailable("redis-server: " + dir.status().message());
+  server->dir_ = *dir;
+  LK_RETURN_IF_ERROR(server->Launch());
+  return server;
 }
 
 Status RedisServer::Launch() {
-  std::vector<std::string> args = {"redis-server",     "--port",         std::to_string(port_),
+  std::vector<std::string> args = {"redis-server",     "--port",         std::to_string(port()),
                                    "--bind",           "127.0.0.1",      "--dir",
                                    dir_,               "--save",         "",
                                    "--appendonly",     options_.appendonly ? "yes" : "no",
@@ -63,51 +56,47 @@ Status RedisServer::Launch() {
   }
   std::istringstream extra(options_.extra_args);
   for (std::string a; extra >> a;) args.push_back(a);
-  // The server dies with the test process, even when that crashes.
-  const ForkOrigin origin = ForkOrigin::Here();
-  pid_t pid = fork();
-  if (pid == 0) {
-    origin.ApplyInChild();
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execvp("redis-server", argv.data());
-    _exit(127);
-  }
-  pid_ = pid;
+  auto process = ChildProcess::Start(args);
+  if (!process.ok()) return process.status();
+  process_ = std::move(process).value();
+
   RedisEndpoint ep;
-  ep.port = port_;
+  ep.port = port();
   ep.password = options_.password;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  Status last = Status::Unavailable("no answer");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (std::chrono::steady_clock::now() < deadline) {
-    int status;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return Status::Unavailable("redis-server exited at start (port " + std::to_string(port_) +
-                                 "); see " + dir_ + "/redis.log");
+    if (!process_->Running()) {
+      auto code = process_->Wait(std::chrono::milliseconds(0));
+      process_.reset();
+      return Status::Unavailable("redis-server on 127.0.0.1:" + std::to_string(port()) +
+                                 " exited at start with code " + std::to_string(code.value_or(-1)) +
+                                 ":" + LogTail(dir_ + "/redis.log"));
     }
     auto conn = RedisConnection::Connect(ep, std::chrono::milliseconds(200));
     if (conn.ok()) {
       auto pong = (*conn)->Command({"PING"});
       if (pong.ok() && !pong->is_error()) return Status::OK();
+      last = pong.ok() ? Status::Unavailable(pong->str) : pong.status();
+    } else {
+      last = conn.status();
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   Kill();
-  return Status::Unavailable("redis-server did not answer within 10s");
+  return Status::Unavailable("redis-server on 127.0.0.1:" + std::to_string(port()) +
+                             " did not answer PING within 20s: " + last.message() +
+                             LogTail(dir_ + "/redis.log"));
 }
 
 std::string RedisServer::url(int db) const {
   std::string auth = options_.password.empty() ? "" : ":" + options_.password + "@";
-  return "redis://" + auth + "127.0.0.1:" + std::to_string(port_) + "/" + std::to_string(db);
+  return "redis://" + auth + "127.0.0.1:" + std::to_string(port()) + "/" + std::to_string(db);
 }
 
 void RedisServer::Kill() {
-  if (pid_ > 0) {
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
+  // The destructor SIGKILLs the server's process group and reaps it.
+  process_.reset();
 }
 
 Status RedisServer::Restart() {

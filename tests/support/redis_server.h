@@ -1,5 +1,9 @@
-// RedisServer: a private redis-server for one test — a free loopback port, a temp dir,
-// killed (and its dir removed) when the object is destroyed. Never the system instance.
+// RedisServer: a private redis-server for one test — on a loopback port the kernel chose and
+// the test holds for the server's whole life, restarts included (LoopbackPort::ForServer),
+// in a temp dir of its own; killed (and its dir removed) when the object is destroyed.
+// Never the system instance. Every failure to start says why: the socket or bind error
+// with its errno text, or the end of redis-server's own log.
+// Not thread-safe.
 #pragma once
 
 #include <sys/types.h>
@@ -7,6 +11,8 @@
 #include <memory>
 #include <string>
 
+#include "tests/support/child_process.h"
+#include "tests/support/loopback_port.h"
 #include "worker/status.h"
 
 namespace lk::testing {
@@ -22,8 +28,8 @@ class RedisServer {
   static StatusOr<std::unique_ptr<RedisServer>> Start(const RedisServerOptions& options = {});
   ~RedisServer();
 
-  int port() const { return port_; }
-  pid_t pid() const { return pid_; }
+  int port() const { return port_->port(); }
+  pid_t pid() const { return process_ ? process_->pid() : 0; }
   const std::string& dir() const { return dir_; }
   std::string url(int db = 0) const;
 
@@ -35,12 +41,9 @@ class RedisServer {
   RedisServer() = default;
   Status Launch();
   RedisServerOptions options_;
-  int port_ = 0;
-  pid_t pid_ = -1;
+  std::unique_ptr<LoopbackPort> port_;
+  std::unique_ptr<ChildProcess> process_;
   std::string dir_;
 };
-
-// A free TCP port on 127.0.0.1 (bound to port 0, read back, released).
-int FreeLoopbackPort();
 
 }  // namespace lk::testing
