@@ -54,7 +54,7 @@ int RunController(LaneControllerOptions options, const std::string& status_addr,
       return kExitUsage;
     }
     server = std::move(*started);
-    if (on_listening) on_listening("http://" + status_addr);
+    if (on_listening) on_listening(server->url());
   }
   int rc = controller.Run();
   server.reset();

@@ -57,9 +57,18 @@ class PosixProcess final : public ProcessHandle {
   std::optional<ProcessExit> Poll() override {
     if (exit_) return exit_;
     if (!adopted_) {
+      // Noticed without reaping (WNOWAIT): while the zombie stands its pid cannot be
+      // reused, so killing its group below cannot reach an unrelated process group.
+      siginfo_t info{};
+      if (waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+          info.si_pid != pid_) {
+        return std::nullopt;
+      }
+      SendSignal(pid_, SIGKILL, /*group=*/true);
       int status;
-      if (waitpid(pid_, &status, WNOHANG) != pid_) return std::nullopt;
+      waitpid(pid_, &status, 0);
       exit_ = FromWaitStatus(status);
+      return exit_;
     } else {
       // Not our child: gone when its pidfd is readable, or its pid names another process.
       bool gone;
