@@ -125,7 +125,6 @@ class JobRunner::Impl {
   bool redis_ok_ = true;
   Millis backoff_{kMinBackoff};
   Clock::time_point retry_at_;
-  Phase phase_ = Phase::kRunning;
   int exit_code_ = kExitOk;
   Clock::time_point drain_deadline_;
   bool shutdown_sent_ = false;
@@ -133,6 +132,10 @@ class JobRunner::Impl {
   std::set<std::string> missing_handlers_logged_;
 
   std::mutex mu_;
+  // Guarded by mu_, and read by the dispatcher, the executors (FinishJob, through
+  // PumpWantedLocked) and the pump. Only the dispatcher writes it (BeginDrain, under mu_),
+  // so the dispatcher alone may also read it without the lock.
+  Phase phase_ = Phase::kRunning;
   std::condition_variable cv_dispatch_;  // the dispatcher waits here
   std::condition_variable cv_exec_;      // idle executors wait here
   std::condition_variable cv_waker_;     // the waker waits here to be armed
