@@ -208,6 +208,9 @@ TEST_F(JobRunnerTest, CancellingARunningJobStopsItsHandlerWithinASecond) {
   auto stopped_at = handler->WaitStopped(30s);
   ASSERT_TRUE(stopped_at.has_value()) << "the handler was never stopped";
   EXPECT_LT(*stopped_at - cancelled_at, 1s);
+  std::printf("handler stopped %lld ms after the cancel\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         *stopped_at - cancelled_at).count()));
   // The worker reports the stop, which ends the claim; the outcome is not recorded.
   EXPECT_TRUE(Eventually([&] { return Get(id).state == JobState::kCancelled && Get(id).result.empty() &&
                                       queue_->Stats()->active == 0; }, 10s));

@@ -303,12 +303,15 @@ int JobRunner::Impl::Dispatch() {
   Clock::time_point next_claim_check = next_tick + kClaimCheckEvery;
   for (;;) {
     bool stop_now;
-    bool check_claims;
+    bool check_claims, check_claims_running = false;
     std::optional<ClaimResult> fenced;
     {
       std::unique_lock lk(mu_);
       Clock::time_point wake = next_tick;
-      if (running_ > 0 && redis_ok_) wake = std::min(wake, next_claim_check);
+      // Buffered and claimed jobs count too: an executor that starts one does not wake us.
+      if (redis_ok_ && (running_ > 0 || !ready_.empty() || claiming_ > 0)) {
+        wake = std::min(wake, next_claim_check);
+      }
       if (!redis_ok_) wake = std::min(wake, retry_at_);
       if (phase_ == Phase::kDraining && !shutdown_sent_) wake = std::min(wake, drain_deadline_);
       cv_dispatch_.wait_until(lk, wake, [&] {
@@ -319,7 +322,10 @@ int JobRunner::Impl::Dispatch() {
       });
       stop_now = stop_pending_ && phase_ == Phase::kRunning;
       fenced = std::exchange(pump_fenced_, std::nullopt);
-      check_claims = running_ > 0 && Clock::now() >= next_claim_check;
+      // Due or not, the next check is a period away once this one is due: a deadline left
+      // in the past while no job runs would turn the wait above into a spin.
+      check_claims = Clock::now() >= next_claim_check;
+      if (check_claims) check_claims_running = running_ > 0;
     }
     if (fenced) Fenced(*fenced);
     if (stop_now) BeginDrain(kExitOk, "stop requested");
@@ -340,7 +346,7 @@ int JobRunner::Impl::Dispatch() {
       next_tick = now + options_.heartbeat;
     }
     if (check_claims) {
-      if (redis_ok_) CheckRunningClaims();
+      if (redis_ok_ && check_claims_running) CheckRunningClaims();
       next_claim_check = Clock::now() + kClaimCheckEvery;
     }
   }
