@@ -242,8 +242,9 @@ class JobQueue {
   // dead -> waiting with attempts reset. FailedPrecondition when the job is not dead.
   Status Retry(const std::string& id);
   // waiting | delayed | active -> cancelled. An active job's worker stops its handler within
-  // a second (it checks its claims every 250 ms); until then the job stays in active and
-  // holds its idempotency key. FailedPrecondition when already finished.
+  // half a second (it checks the claims of jobs running for 250 ms every 250 ms); until
+  // then the job stays in active and holds its idempotency key. FailedPrecondition when
+  // already finished.
   Status Cancel(const std::string& id);
 
   // Blocks in Redis (BRPOP on the queue's wake-up list) until a submission arrives or

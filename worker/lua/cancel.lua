@@ -16,7 +16,7 @@
 --
 -- A job is active while claim:<id> exists, whatever its hash says (a claim does not write
 -- the hash). Why an active job is not finished at once: its handler is still running. The
--- worker notices the marked claim within 250 ms (it reads its running jobs' claims), stops
+-- worker notices the marked claim within 500 ms (it reads its running jobs' claims), stops
 -- the handler and reports; that report, refused as an outcome, ends the claim: only then
 -- does the job enter the cancelled set and free its idempotency key, so that a resubmit
 -- cannot run the work while the cancelled run is still doing it. A worker that died
