@@ -74,6 +74,9 @@ DoctorCheck CheckRedis(RedisConnection& conn) {
 
   std::map<std::string, std::string> details = {{"version", version}, {"url", url},
                                                 {"aof", aof ? "on" : "off"}};
+  if (Status s = CheckRedisVersion(version, url); !s.ok()) {
+    return Check("redis", CheckLevel::kFail, s.message(), details);
+  }
   // The RDB schedule is configuration, not state: only CONFIG GET says whether it is on.
   // Managed Redis services often refuse CONFIG; then AOF alone can vouch for durability.
   std::optional<bool> rdb;
