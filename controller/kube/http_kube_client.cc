@@ -60,10 +60,12 @@ std::string Query(const std::vector<std::pair<std::string, std::string>>& params
 }
 
 // The bearer token: fixed, or a file re-read whenever its modification time or size
-// changes (kubelet rewrites projected service-account tokens before they expire).
+// changes (kubelet rewrites projected service-account tokens before they expire). A token
+// given inline wins over a file, as in client-go.
 class BearerToken {
  public:
-  BearerToken(std::string token, std::string file) : token_(std::move(token)), file_(std::move(file)) {}
+  BearerToken(std::string token, std::string file)
+      : token_(std::move(token)), file_(token_.empty() ? std::move(file) : std::string()) {}
 
   std::string Current() {
     if (file_.empty()) return token_;
@@ -188,9 +190,9 @@ class HttpKubeClient final : public KubeClient {
                                  {"continue", cont}});
       auto page = Call(http::methods::GET, "LIST", collection, collection.Path() + query, nullptr, "");
       if (!page.ok()) return page.status();
-      const Json& meta = (*page)["metadata"];
+      const Json meta = page->contains("metadata") && (*page)["metadata"].is_object() ? (*page)["metadata"] : Json::object();
       if (out.resource_version.empty()) out.resource_version = meta.value("resourceVersion", "");
-      cont = meta.is_object() ? meta.value("continue", "") : "";
+      cont = meta.value("continue", "");
       if (page->contains("items") && (*page)["items"].is_array()) {
         // A list's items carry no kind/apiVersion; add them so objects look as Get returns.
         std::string kind = page->value("kind", "");
@@ -450,7 +452,7 @@ ResourceRef ConfigMapsRef(std::string ns) { return {"", "v1", "configmaps", std:
 ResourceRef LeasesRef(std::string ns) { return {"coordination.k8s.io", "v1", "leases", std::move(ns), "", ""}; }
 
 std::string ObjectKey(const Json& object) {
-  if (!object.is_object() || !object.contains("metadata")) return "";
+  if (!object.is_object() || !object.contains("metadata") || !object["metadata"].is_object()) return "";
   const Json& m = object["metadata"];
   std::string name = m.value("name", "");
   std::string ns = m.value("namespace", "");

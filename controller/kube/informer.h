@@ -67,7 +67,7 @@ struct InformerChange {
 struct InformerStats {
   int64_t lists = 0;       // successful lists (the first, and every relist)
   int64_t relists_after_gone = 0;
-  int64_t watches = 0;     // watch streams opened (each answered 200)
+  int64_t watches = 0;     // watch requests made (answered or not)
   int64_t failures = 0;    // failed lists and watches (each followed by a backoff)
   int64_t events = 0;      // watch events applied, bookmarks included
 };

@@ -25,6 +25,17 @@ std::string MicroTime(int64_t wall_ms) {
   return buf;
 }
 
+// Fields of a Lease spec as written by anyone: a missing or mistyped one reads as the default.
+std::string StringField(const Json& spec, const char* key) {
+  auto it = spec.find(key);
+  return it != spec.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+int64_t IntField(const Json& spec, const char* key, int64_t fallback) {
+  auto it = spec.find(key);
+  return it != spec.end() && it->is_number_integer() ? it->get<int64_t>() : fallback;
+}
+
 }  // namespace
 
 std::string DefaultLeaderIdentity() {
@@ -95,7 +106,10 @@ class LeaderElector::Impl {
 
     Json& lease = *current;
     Json spec = lease.contains("spec") && lease["spec"].is_object() ? lease["spec"] : Json::object();
-    const std::string holder = spec.value("holderIdentity", "");
+    const std::string holder = StringField(spec, "holderIdentity");
+    // Someone else holds a lease that is still running: not ours, whatever we thought.
+    bool held_by_another = false;
+    std::function<void()> stopped;
     {
       std::lock_guard<std::mutex> lock(mu_);
       observed_holder_ = holder;
@@ -103,12 +117,13 @@ class LeaderElector::Impl {
         observed_record_ = spec;
         observed_at_ = now;
       }
-      const auto lease_for = std::chrono::seconds(spec.value("leaseDurationSeconds", duration_s));
-      if (!holder.empty() && holder != identity_ && now < observed_at_ + lease_for) {
-        // Someone else holds a lease that is still running: not ours, whatever we thought.
-        LoseLocked();
-        return false;
-      }
+      const auto lease_for = std::chrono::seconds(IntField(spec, "leaseDurationSeconds", duration_s));
+      held_by_another = !holder.empty() && holder != identity_ && now < observed_at_ + lease_for;
+      if (held_by_another) stopped = LoseLocked();
+    }
+    if (held_by_another) {
+      if (stopped) stopped();
+      return false;
     }
     const bool ours = holder == identity_;
     Json next = spec;
@@ -117,7 +132,7 @@ class LeaderElector::Impl {
     next["renewTime"] = stamp;
     if (!ours) {
       next["acquireTime"] = stamp;
-      next["leaseTransitions"] = spec.value("leaseTransitions", 0) + 1;
+      next["leaseTransitions"] = IntField(spec, "leaseTransitions", 0) + 1;
     }
     lease["spec"] = next;
     auto updated = client_.Update(ref_, lease);  // conditional on metadata.resourceVersion
@@ -134,7 +149,10 @@ class LeaderElector::Impl {
       auto current = client_.Get(ref_);
       if (!current.ok()) return current.status();
       Json& lease = *current;
-      if (lease["spec"].value("holderIdentity", "") != identity_) return Status::OK();
+      if (!lease.contains("spec") || !lease["spec"].is_object() ||
+          StringField(lease["spec"], "holderIdentity") != identity_) {
+        return Status::OK();
+      }
       const std::string stamp = MicroTime(clock_.WallMs());
       lease["spec"]["holderIdentity"] = "";
       lease["spec"]["leaseDurationSeconds"] = 1;

@@ -162,7 +162,9 @@ Status FakeApiServer::Launch(int port) {
   auto j = nlohmann::json::parse(line, nullptr, false);
   if (j.is_discarded() || !j.contains("url")) {
     Kill();
-    return Status::Unavailable("the fake API server did not start: " + Log());
+    return Status::Unavailable("the fake API server (node " + args[1] +
+                               ") did not start; is node installed and tests/kube/node_modules "
+                               "there (scripts/setup)? Its stderr: " + Log());
   }
   url_ = j["url"].get<std::string>();
   port_ = std::stoi(url_.substr(url_.rfind(':') + 1));
