@@ -141,11 +141,15 @@ class LeaderElector::Impl {
   }
 
   Status Release() {
+    // Stop acting first: once the lease says it is free, another replica may take it at once.
+    std::function<void()> stopped;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!leading_) return Status::OK();
+      stopped = LoseLocked();
     }
-    Status s = RetryOnConflict([&]() -> Status {
+    if (stopped) stopped();
+    return RetryOnConflict([&]() -> Status {
       auto current = client_.Get(ref_);
       if (!current.ok()) return current.status();
       Json& lease = *current;
@@ -161,13 +165,6 @@ class LeaderElector::Impl {
       auto updated = client_.Update(ref_, lease);
       return updated.ok() ? Status::OK() : updated.status();
     });
-    std::function<void()> stopped;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stopped = LoseLocked();
-    }
-    if (stopped) stopped();
-    return s;
   }
 
  private:

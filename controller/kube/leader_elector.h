@@ -73,7 +73,8 @@ class LeaderElector {
   // whether this replica holds the lease now. For tests that step a fake clock without
   // Start(); do not mix with a started elector.
   bool TryAcquireOrRenew();
-  // Gives the lease up if held: holderIdentity "" so another takes it at once.
+  // Gives the lease up if held: is_leader() turns false (on_stopped_leading fires) before
+  // the lease is written with holderIdentity "", so that another may take it at once.
   Status Release();
 
  private:

@@ -138,6 +138,11 @@ Status FakeApiServer::Launch(int port) {
     return Status::Internal("pipe failed");
   }
   const std::string err_path = dir_ + "/stderr";
+  // Everything the child needs is made before fork(): other threads (cpprestsdk's) may hold
+  // the allocator's lock at that moment.
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
   const ForkOrigin origin = ForkOrigin::Here();
   pid_t pid = fork();
   if (pid == 0) {
@@ -147,9 +152,6 @@ Status FakeApiServer::Launch(int port) {
     ::dup2(in_pipe[0], 0);
     ::dup2(out_pipe[1], 1);
     ::dup2(err, 2);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
     ::execvp("node", argv.data());
     _exit(127);
   }
