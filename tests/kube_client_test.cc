@@ -140,7 +140,7 @@ TEST(KubeClient, ExpectedFailuresAreStatusesCarryingTheServersMessage) {
       << invalid.status().message();
 }
 
-TEST(KubeClient, UnauthorizedAndUnreachableServersAreNamed) {
+TEST(KubeClient, UnauthorizedForbiddenAndUnreachableAreNamedWithTheVerbAndResource) {
   auto fake = StartFake({.token = "right"});
   ASSERT_TRUE(fake);
   auto config = kube::LoadKubeconfig(fake->WriteKubeconfig({.token = "wrong"}));
@@ -152,6 +152,24 @@ TEST(KubeClient, UnauthorizedAndUnreachableServersAreNamed) {
   EXPECT_NE(denied.status().message().find("LIST configmaps in namespace default: Unauthorized"), std::string::npos)
       << denied.status().message();
   EXPECT_NE(denied.status().message().find("ServiceAccount"), std::string::npos);
+
+  // 403: the fake authorizes everything, but refuses content in a terminating namespace.
+  auto admin_config = kube::LoadKubeconfig(fake->WriteKubeconfig({.token = "right"}, "admin"));
+  ASSERT_TRUE(admin_config.ok());
+  auto admin = kube::NewKubeClient(*admin_config);
+  ASSERT_TRUE(admin.ok());
+  kube::ResourceRef namespaces{"", "v1", "namespaces", "", "", ""};
+  ASSERT_TRUE((*admin)->Create(namespaces, {{"metadata", {{"name", "doomed"}}}}).ok());
+  Json held = ConfigMap("held", {{"k", "v"}});  // its finalizer keeps the namespace terminating
+  held["metadata"]["namespace"] = "doomed";
+  held["metadata"]["finalizers"] = {"test/hold"};
+  ASSERT_TRUE((*admin)->Create(ConfigMapsRef("doomed"), held).ok());
+  ASSERT_TRUE((*admin)->Delete(namespaces.Named("doomed")).ok());
+  auto forbidden = (*admin)->Create(ConfigMapsRef("doomed"), ConfigMap("late", {{"k", "v"}}));
+  EXPECT_EQ(forbidden.status().code(), Status::Code::kFailedPrecondition);
+  EXPECT_NE(forbidden.status().message().find("POST configmaps doomed/late: configmaps \"late\" is forbidden"),
+            std::string::npos) << forbidden.status().message();
+  EXPECT_NE(forbidden.status().message().find("check the ServiceAccount's RBAC"), std::string::npos);
 
   kube::KubeConfig nowhere;
   nowhere.server = fake->url();
