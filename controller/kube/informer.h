@@ -23,7 +23,8 @@
 //
 // Owns: its thread, the cache, the eventfd. Does not own: the client (must outlive it).
 // Thread-safe: every public method may be called from any thread. The destructor cancels
-// the in-flight request and joins the thread promptly (no waiting out a watch).
+// the in-flight watch and joins the thread promptly (no waiting out a watch or a backoff;
+// a list in flight is waited for, bounded by the client's request timeout).
 #pragma once
 
 #include <chrono>

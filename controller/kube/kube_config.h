@@ -1,7 +1,7 @@
 // KubeConfig: where the Kubernetes API server is and how to prove who we are — read from a
 // kubeconfig file (kubectl's format) or from the service account of the pod we run in.
 //
-// Resolution, as kubectl and client-go do it (LoadKubeConfig):
+// Resolution, as controller-runtime's config.GetConfig does it (LoadKubeConfig):
 //   an explicit path (--kubeconfig) > $KUBECONFIG (a ':'-separated list, merged: the
 //   first file that names a cluster, user, context or current-context wins) > in-cluster
 //   (KUBERNETES_SERVICE_HOST/PORT and /var/run/secrets/kubernetes.io/serviceaccount) >
