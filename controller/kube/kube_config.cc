@@ -9,13 +9,38 @@
 #include <sstream>
 #include <vector>
 
-#include "worker/yaml_errors.h"
+#include "worker/yaml_checker.h"
 
 namespace lk::kube {
 
 namespace {
 
 namespace fs = std::filesystem;
+
+// A kubeconfig is read leniently (kubectl ignores fields it does not know, and so do we),
+// but its errors are located as every config file's are (worker/yaml_checker.h).
+class ErrorAt {
+ public:
+  explicit ErrorAt(const std::string& file) : file_(file) {}
+  Status operator()(const YAML::Mark& mark, const std::string& path, const std::string& msg) const {
+    ConfigError e{file_, mark.is_null() ? 0 : mark.line + 1, mark.is_null() ? 0 : mark.column + 1,
+                  path, msg};
+    return Status::InvalidArgument(e.ToString());
+  }
+
+ private:
+  std::string file_;
+};
+
+// "a map", "a list", "a scalar" or "nothing", for "expected X, got Y".
+const char* KindName(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map: return "a map";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Scalar: return "a scalar";
+    default: return "nothing";
+  }
+}
 
 StatusOr<std::string> ReadWholeFile(const std::string& path, const std::string& what) {
   std::ifstream in(path, std::ios::binary);
@@ -100,9 +125,9 @@ Status MergeFile(const std::string& file, Merged& merged) {
   auto text = ReadWholeFile(file, "kubeconfig");
   if (!text.ok()) return text.status();
   ErrorAt err(file);
-  auto doc = LoadOneDocument(*text, err);
-  if (!doc.ok()) return doc.status();
-  const YAML::Node& root = *doc;
+  std::vector<ConfigError> errors;
+  const YAML::Node root = ReadOneYamlDocument(*text, file, errors);
+  if (!errors.empty()) return Status::InvalidArgument(JoinErrors(errors));
   if (root.IsNull()) return Status::OK();
   if (!root.IsMap()) return err(root.Mark(), "", std::string("expected a map, got ") + KindName(root));
   LK_RETURN_IF_ERROR(ReadNamedList(root, "clusters", "cluster", file, merged.clusters));

@@ -1,14 +1,13 @@
 #include "tests/support/fake_apiserver.h"
 
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <yaml-cpp/yaml.h>
 
 #include <chrono>
+#include <cerrno>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +16,7 @@
 #include <thread>
 
 #include "tests/support/child_process.h"
+#include "tests/support/loopback_port.h"
 
 namespace lk::testing {
 
@@ -50,21 +50,6 @@ std::string Base64(const std::string& in) {
 }
 
 // Reads one line from fd within timeout ("" on timeout or EOF).
-std::string ReadLine(int fd, std::chrono::milliseconds timeout) {
-  std::string line;
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return "";
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-    char c;
-    ssize_t n = ::read(fd, &c, 1);
-    if (n <= 0) return "";
-    if (c == '\n') return line;
-    line.push_back(c);
-  }
-}
 
 nlohmann::json YamlToJson(const YAML::Node& n) {
   switch (n.Type()) {
@@ -112,15 +97,21 @@ StatusOr<std::unique_ptr<FakeApiServer>> FakeApiServer::Start(const FakeApiServe
   std::unique_ptr<FakeApiServer> fake(new FakeApiServer());
   fake->options_ = options;
   char tmpl[] = "/tmp/lk-fake-apiserver-XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) return Status::Internal("mkdtemp failed");
+  if (mkdtemp(tmpl) == nullptr) {
+    return Status::Internal(std::string("mkdtemp: ") + std::strerror(errno));
+  }
   fake->dir_ = tmpl;
-  LK_RETURN_IF_ERROR(fake->Launch(0));
+  // Held for the fake's life, restarts included: nobody else can take it meanwhile.
+  auto port = LoopbackPort::ForServer();
+  if (!port.ok()) return port.status();
+  fake->port_ = std::move(port).value();
+  LK_RETURN_IF_ERROR(fake->Launch());
   return fake;
 }
 
-Status FakeApiServer::Launch(int port) {
+Status FakeApiServer::Launch() {
   std::vector<std::string> args = {"node", SourceDir() + "/tests/kube/fake-apiserver.js", "--port",
-                                   std::to_string(port)};
+                                   std::to_string(port_->port())};
   if (options_.tls) {
     args.insert(args.end(), {"--tls-dir", dir_ + "/tls"});
   }
@@ -133,50 +124,27 @@ Status FakeApiServer::Launch(int port) {
   if (options_.expired_watch_status) args.push_back("--expired-watch-status");
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
 
-  int in_pipe[2], out_pipe[2];
-  if (::pipe2(in_pipe, O_CLOEXEC) != 0 || ::pipe2(out_pipe, O_CLOEXEC) != 0) {
-    return Status::Internal("pipe failed");
-  }
-  const std::string err_path = dir_ + "/stderr";
-  // Everything the child needs is made before fork(): other threads (cpprestsdk's) may hold
-  // the allocator's lock at that moment.
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const ForkOrigin origin = ForkOrigin::Here();
-  pid_t pid = fork();
-  if (pid == 0) {
-    ::setpgid(0, 0);  // its own group: Kill() takes whatever it started with it
-    origin.ApplyInChild();
-    int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    ::dup2(in_pipe[0], 0);
-    ::dup2(out_pipe[1], 1);
-    ::dup2(err, 2);
-    ::execvp("node", argv.data());
-    _exit(127);
-  }
-  ::close(in_pipe[0]);
-  ::close(out_pipe[1]);
-  pid_ = pid;
-  stdin_fd_ = in_pipe[1];  // held open: the fake stops at EOF, i.e. when we are gone
-  std::string line = ReadLine(out_pipe[0], std::chrono::seconds(30));
-  ::close(out_pipe[0]);
-  auto j = nlohmann::json::parse(line, nullptr, false);
-  if (j.is_discarded() || !j.contains("url")) {
+  auto started = ChildProcess::Start(args);
+  if (!started.ok()) return started.status();
+  process_ = std::move(started).value();
+  // Its first line on stdout: {"url":"http://127.0.0.1:PORT"}.
+  bool up = process_->WaitForOutput("\"url\"", std::chrono::seconds(30));
+  std::string out = process_->Stdout();
+  auto j = nlohmann::json::parse(out.substr(0, out.find('\n')), nullptr, false);
+  if (!up || j.is_discarded() || !j.contains("url")) {
     Kill();
     return Status::Unavailable("the fake API server (node " + args[1] +
                                ") did not start; is node installed and tests/kube/node_modules "
                                "there (scripts/setup)? Its stderr: " + Log());
   }
   url_ = j["url"].get<std::string>();
-  port_ = std::stoi(url_.substr(url_.rfind(':') + 1));
   return Status::OK();
 }
 
 std::string FakeApiServer::ca_file() const { return options_.tls ? dir_ + "/tls/ca.crt" : ""; }
 std::string FakeApiServer::client_cert_file() const { return options_.tls ? dir_ + "/tls/client.crt" : ""; }
 std::string FakeApiServer::client_key_file() const { return options_.tls ? dir_ + "/tls/client.key" : ""; }
-std::string FakeApiServer::Log() const { return Slurp(dir_ + "/stderr"); }
+std::string FakeApiServer::Log() const { return process_ ? process_->Stderr() : last_log_; }
 
 std::string FakeApiServer::WriteKubeconfig(const KubeconfigUser& user, const std::string& name) const {
   YAML::Emitter out;
@@ -217,41 +185,26 @@ std::string FakeApiServer::WriteKubeconfig(const KubeconfigUser& user, const std
 }
 
 void FakeApiServer::Kill() {
-  if (pid_ > 0) {
-    ::kill(-pid_, SIGKILL);
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-  if (stdin_fd_ >= 0) {
-    ::close(stdin_fd_);
-    stdin_fd_ = -1;
-  }
+  if (!process_) return;
+  process_->SignalGroup(SIGKILL);
+  process_->Wait(std::chrono::seconds(10));
+  last_log_ = process_->Stderr();
+  process_.reset();
 }
 
 Status FakeApiServer::Restart() {
   Kill();
-  // The port was just released; a few tries cover a slow kernel.
-  Status last;
-  for (int attempt = 0; attempt < 20; ++attempt) {
-    last = Launch(port_);
-    if (last.ok()) return last;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return last;
+  return Launch();
 }
 
 FakeApiServer::~FakeApiServer() {
-  if (pid_ > 0) {
-    // SIGTERM first: the fake stops what it started (a fake kubelet's pods); then whatever
-    // is left of its group goes with Kill().
-    ::kill(pid_, SIGTERM);
-    if (Eventually([&] { return ::waitpid(pid_, nullptr, WNOHANG) == pid_; }, std::chrono::seconds(5))) {
-      ::kill(-pid_, SIGKILL);
-      pid_ = -1;
-    }
+  if (process_ && process_->Running()) {
+    // SIGTERM first: the fake stops what it started (a fake kubelet's pods); whatever is
+    // left of its group goes with the ChildProcess.
+    process_->Signal(SIGTERM);
+    process_->Wait(std::chrono::seconds(5));
   }
-  Kill();
+  process_.reset();
   std::error_code ec;
   std::filesystem::remove_all(dir_, ec);
 }

@@ -19,6 +19,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/support/child_process.h"
+#include "tests/support/loopback_port.h"
 #include "worker/status.h"
 
 namespace lk::testing {
@@ -52,8 +54,8 @@ class FakeApiServer {
   FakeApiServer& operator=(const FakeApiServer&) = delete;
 
   const std::string& url() const { return url_; }
-  int port() const { return port_; }
-  pid_t pid() const { return pid_; }
+  int port() const { return port_->port(); }
+  pid_t pid() const { return process_ ? process_->pid() : -1; }
   const std::string& dir() const { return dir_; }  // removed with the object
   // TLS files (empty without tls).
   std::string ca_file() const;
@@ -73,14 +75,14 @@ class FakeApiServer {
 
  private:
   FakeApiServer() = default;
-  Status Launch(int port);
+  Status Launch();
 
   FakeApiServerOptions options_;
   std::string dir_{};
   std::string url_{};
-  int port_ = 0;
-  pid_t pid_ = -1;
-  int stdin_fd_ = -1;
+  std::unique_ptr<LoopbackPort> port_;
+  std::unique_ptr<ChildProcess> process_;
+  std::string last_log_;  // the stderr of a fake that was killed
 };
 
 // A YAML file (every document) as JSON values, with YAML 1.1 plain scalars typed as JSON
