@@ -20,6 +20,7 @@
 
 #include "worker/exit_codes.h"
 #include "worker/process_tree.h"
+#include "worker/stop_watcher.h"
 #include "worker/worker_registry.h"
 
 namespace lk {
@@ -190,14 +191,13 @@ void JobRunner::Impl::RequestStop() {
 }
 
 void JobRunner::Impl::StopWatcherLoop() {
-  for (;;) {
-    uint64_t v;
-    if (::read(stop_fd_, &v, sizeof v) < 0 && errno == EINTR) continue;
-    if (run_finished_.load()) return;
-    std::lock_guard lk(mu_);
-    stop_pending_ = true;
-    cv_dispatch_.notify_one();
-  }
+  WatchStopRequests(
+      stop_fd_, [this] { return run_finished_.load(); },
+      [this] {
+        std::lock_guard lk(mu_);
+        stop_pending_ = true;
+        cv_dispatch_.notify_one();
+      });
 }
 
 int JobRunner::Impl::Run() {
