@@ -1,0 +1,331 @@
+// chaos_soak: a lane under fire, judged from what happened (tests/chaos/README.md).
+//
+//   chaos_soak [--profile short|medium|long] [--seed N] [--duration SECONDS]
+//              [--max-faults N] [--rate JOBS_PER_S] [--failover synced|stale]
+//
+// A `lanekeeper controller` runs one Lane (a supervisor, handlers that record every run)
+// on a Redis with AOF and a replica, all clients behind a proxy; a producer submits jobs at
+// a steady rate; a seeded driver injects faults (tests/chaos/chaos_driver.h) until the
+// profile's time or fault count is spent. Then the producer stops, the queue drains, doctor
+// runs, and one summary line (and one JSON line) gives the verdict
+// (tests/chaos/chaos_record.h). Exit 0 when it passes: nothing acknowledged lost, no
+// fencing violation, every duplicate explained, the queue drained, doctor all ok. With
+// failovers to a stale replica and roles that cannot wait for replicas, losses and
+// violations are counted and reported, not asserted.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/chaos/chaos_driver.h"
+#include "tests/chaos/chaos_producer.h"
+#include "tests/chaos/chaos_record.h"
+#include "tests/chaos/chaos_redis.h"
+#include "tests/support/child_process.h"
+#include "tests/support/proc_scan.h"
+#include "tests/support/temp_dir.h"
+#include "worker/job_queue.h"
+
+namespace lk::chaos {
+
+namespace soak {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+constexpr char kQueue[] = "chaos";
+
+struct Profile {
+  std::string name = "short";
+  uint64_t seed = 0;
+  FaultPlan plan;
+  int rate = 40;         // jobs submitted per second
+  int handler_ms = 20;   // each job's work
+  int concurrency_low = 2, concurrency_high = 4;  // the spec edits flip between them
+  milliseconds drain{60'000};
+};
+
+Profile NamedProfile(const std::string& name) {
+  Profile p;
+  p.name = name;
+  p.plan.weights = {{"kill-worker", 30}, {"kill-supervisor", 12}, {"compete", 15},
+                    {"stall", 8},        {"redis-restart", 10},  {"failover", 8},
+                    {"spec-edit", 8}};
+  if (name == "short") {
+    p.plan.duration = seconds(100);
+    p.plan.max_faults = 60;
+    p.plan.every_min = milliseconds(1'500);
+    p.plan.every_max = milliseconds(3'500);
+  } else if (name == "medium") {
+    p.plan.duration = seconds(300);
+    p.plan.max_faults = 400;
+    p.plan.every_min = milliseconds(1'000);
+    p.plan.every_max = milliseconds(3'000);
+    p.rate = 100;
+  } else {  // long: >= 30 min, >= 1e6 jobs, >= 500 kills, >= 20 restarts, >= 5 failovers
+    p.plan.duration = seconds(1'900);
+    p.plan.max_faults = 100'000;
+    p.plan.every_min = milliseconds(800);
+    p.plan.every_max = milliseconds(2'400);
+    p.plan.weights = {{"kill-worker", 40}, {"kill-supervisor", 15}, {"compete", 10},
+                      {"stall", 5},        {"redis-restart", 8},   {"failover", 5},
+                      {"spec-edit", 5}};
+    p.rate = 600;
+    p.handler_ms = 5;
+    p.concurrency_low = 16;
+    p.concurrency_high = 24;
+    p.drain = seconds(300);
+  }
+  return p;
+}
+
+// The profile, with the command line's overrides; exits 2 on a bad flag.
+Profile ParseFlags(int argc, char** argv) {
+  std::string name = "short";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::string(argv[i]) == "--profile") name = argv[i + 1];
+  }
+  if (name != "short" && name != "medium" && name != "long") {
+    std::cerr << "chaos_soak: --profile must be short, medium or long, not '" << name << "'\n";
+    std::exit(2);
+  }
+  Profile p = NamedProfile(name);
+  p.seed = std::random_device{}();
+  for (int i = 1; i < argc; i += 2) {
+    std::string flag = argv[i];
+    if (i + 1 >= argc) {
+      std::cerr << "chaos_soak: " << flag << " needs a value\n";
+      std::exit(2);
+    }
+    std::string value = argv[i + 1];
+    char* end = nullptr;
+    long long n = std::strtoll(value.c_str(), &end, 10);
+    bool number = !value.empty() && *end == '\0' && n >= 0;
+    if (flag == "--profile") continue;
+    if (flag == "--failover" && (value == "synced" || value == "stale")) {
+      p.plan.failover = value == "synced" ? FailoverKind::kSynced : FailoverKind::kStale;
+    } else if (flag == "--seed" && number) {
+      p.seed = static_cast<uint64_t>(n);
+    } else if (flag == "--duration" && number && n > 0) {
+      p.plan.duration = seconds(n);
+    } else if (flag == "--max-faults" && number) {
+      p.plan.max_faults = static_cast<int>(n);
+    } else if (flag == "--rate" && number && n > 0) {
+      p.rate = static_cast<int>(n);
+    } else {
+      std::cerr << "chaos_soak: bad flag or value: " << flag << " " << value
+                << " (see the top of tests/chaos/chaos_soak.cc)\n";
+      std::exit(2);
+    }
+  }
+  return p;
+}
+
+// Whether `lanekeeper <command> --help` offers --redis-replicas (h/fencing's WAIT).
+bool Offers(std::vector<std::string> command) {
+  command.push_back("--help");
+  return testing::RunLanekeeper(command).out.find("--redis-replicas") != std::string::npos;
+}
+
+// Written whole then renamed: the controller never reads half a spec. (The temporary name
+// does not end in .yaml, so the spec directory ignores it.)
+void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream(path + ".tmp") << text;
+  std::filesystem::rename(path + ".tmp", path);
+}
+
+// The handler entry the Lane and the competitors' handlers file share.
+std::string ChaosHandler(const Profile& p, const std::string& record, const std::string& url) {
+  return "chaos: {command: [" + std::string(CHAOS_JOB_BIN) + ", " + record + ", '" + url +
+         "', --ms, '" + std::to_string(p.handler_ms) + "'], lease: 5s, maxAttempts: 100}\n";
+}
+
+std::string LaneYaml(const Profile& p, const std::string& record, const std::string& url,
+                     int concurrency) {
+  return "apiVersion: lanekeeper.dev/v1alpha1\nkind: Lane\nmetadata: {name: chaos}\nspec:\n"
+         "  queue: " + std::string(kQueue) + "\n  redis: {url: '" + url + "'}\n"
+         "  supervisor: {enabled: true, concurrency: " + std::to_string(concurrency) +
+         ", maxRSS: 0, maxCrashes: 1000, drainTimeout: 10s}\n"
+         "  handlers:\n    " + ChaosHandler(p, record, url);
+}
+
+int64_t Unfinished(const std::string& url) {
+  auto queue = OpenJobQueue(url, kQueue);
+  if (!queue.ok()) return -1;
+  auto stats = (*queue)->Stats();
+  if (!stats.ok()) return -1;
+  return stats->waiting + stats->delayed + stats->active;
+}
+
+int64_t Dead(const std::string& url) {
+  auto queue = OpenJobQueue(url, kQueue);
+  if (!queue.ok()) return -1;
+  auto stats = (*queue)->Stats();
+  return stats.ok() ? stats->dead : -1;
+}
+
+// Until every acknowledged job has a completed run and nothing is left in the queue.
+bool Drain(const std::string& url, const std::string& record, const std::vector<int64_t>& acked,
+           milliseconds timeout) {
+  return testing::Eventually(
+      [&] {
+        int malformed = 0;
+        Verdict v = Judge(ReadChaosRecord(record, &malformed), acked, {});
+        if (v.lost > 0) {
+          ::usleep(500'000);
+          return false;
+        }
+        return Unfinished(url) == 0;
+      },
+      timeout);
+}
+
+// doctor's verdict on the lane after the soak: every check ok or info, except that the
+// supervisor check may warn about worker crashes — as many as the workers the driver
+// killed, at most, since a supervisor rightly counts a SIGKILLed worker as a crash. ""
+// when that holds, else what does not.
+std::string DoctorProblems(const testing::CommandResult& doctor, int worker_kills) {
+  auto report = nlohmann::json::parse(doctor.out, nullptr, /*allow_exceptions=*/false);
+  if (!report.is_object() || !report.contains("checks")) {
+    return "doctor --json exited " + std::to_string(doctor.exit_code) + " with no report:\n" +
+           doctor.out + doctor.err;
+  }
+  std::string problems;
+  for (const auto& check : report["checks"]) {
+    const std::string level = check.value("status", ""), message = check.value("message", "");
+    if (level == "ok" || level == "info") continue;
+    auto at = message.find("crashes_24h=");
+    int crashes = at == std::string::npos ? -1 : std::atoi(message.c_str() + at + 12);
+    if (check.value("name", "") == "supervisor" && level == "warn" && crashes > 0 &&
+        crashes <= worker_kills && message.find("state=") == std::string::npos) {
+      continue;
+    }
+    problems += "  " + check.value("name", "?") + ": " + level + "  " + message + "\n";
+  }
+  return problems;
+}
+
+}  // namespace soak
+
+int Main(int argc, char** argv) {
+  using namespace soak;
+  Profile p = ParseFlags(argc, argv);
+  const bool replicas = Offers({"jobs", "supervisor"});
+  const bool stale = p.plan.failover == FailoverKind::kStale;
+  const bool asserted = !stale || replicas;
+  const std::string mode = std::string(stale ? "stale-failover" : "synced-failover") +
+                           (replicas ? "+redis-replicas=1" : "");
+  std::cout << "chaos: profile " << p.name << ", seed " << p.seed << " (rerun with --seed "
+            << p.seed << "), mode " << mode << (asserted ? "" : " (losses reported, not asserted)")
+            << std::endl;
+
+  testing::TempDir root("chaos");
+  const std::string record = root / "record.log", specs = root / "specs";
+  std::filesystem::create_directories(specs);
+  auto redis = ChaosRedis::Start(/*with_replica=*/true);
+  if (!redis.ok()) {
+    std::cerr << "chaos: " << redis.status().message() << "\n";
+    return 1;
+  }
+  const std::string url = (*redis)->url();
+  WriteFile(root / "handlers.yaml", "handlers:\n  " + ChaosHandler(p, record, url));
+  auto write_spec = [&](int concurrency) {
+    WriteFile(specs + "/chaos.yaml", LaneYaml(p, record, url, concurrency));
+  };
+  write_spec(p.concurrency_low);
+  std::vector<std::string> controller_argv = {
+      testing::LanekeeperBinary(), "--log-level", "warn", "controller", "--specs", specs,
+      "--state-dir", root / "state", "--status-addr", "off", "--rescan", "1s",
+      "--supervisor-arg=--lease-ttl=3s", "--supervisor-arg=--lease-renew=1s"};
+  if (replicas) controller_argv.push_back("--supervisor-arg=--redis-replicas=1");
+  testing::ChildProcess controller(controller_argv);
+  if (!testing::Eventually(
+          [] { return !testing::FindProcesses({"jobs", "work", "--queue", kQueue}).empty(); },
+          seconds(60))) {
+    std::cerr << "chaos: the controller started no worker within 60 s:\n" << controller.Stderr();
+    return 1;
+  }
+
+  const auto started = std::chrono::steady_clock::now();
+  ChaosProducer producer(url, kQueue, p.rate, stale && replicas);
+  LaneUnderTest lane{redis->get(), kQueue, root.path(), root / "handlers.yaml", write_spec};
+  ChaosDriver driver(lane, p.plan, p.seed);
+  auto next_progress = started + seconds(15);
+  while (driver.Step()) {
+    std::this_thread::sleep_for(milliseconds(20));
+    if (std::chrono::steady_clock::now() >= next_progress) {
+      next_progress += seconds(15);
+      std::cout << "chaos: +" << std::chrono::duration_cast<seconds>(
+                                     std::chrono::steady_clock::now() - started).count()
+                << "s acked " << producer.acked_count() << ", faults "
+                << driver.faults() << std::endl;
+    }
+  }
+  driver.Finish();
+  producer.Stop();
+  const std::vector<int64_t> acked = producer.Acked();
+  bool drained = Drain(url, record, acked, p.drain);
+  auto doctor = testing::RunLanekeeper({"--redis", url, "--queue", kQueue, "doctor", "--json"});
+  const int64_t dead = Dead(url);
+  controller.Signal(SIGTERM);
+  controller.Wait(seconds(30));
+  const auto elapsed = std::chrono::duration_cast<seconds>(
+      std::chrono::steady_clock::now() - started);
+
+  int malformed = 0;
+  Verdict v = Judge(ReadChaosRecord(record, &malformed), acked, driver.disruptions());
+  auto count = [&](const std::string& name) {
+    auto it = driver.counts().find(name);
+    return it == driver.counts().end() ? 0 : it->second;
+  };
+  const int kills = count("kill-worker") + count("kill-supervisor");
+  int skipped = 0;
+  for (const auto& [name, n] : driver.counts()) {
+    if (name.rfind("skipped-", 0) == 0) skipped += n;
+  }
+  const std::string doctor_problems = DoctorProblems(doctor, count("kill-worker"));
+  const bool doctor_ok = doctor_problems.empty();
+  const bool pass = drained && doctor_ok && v.unexplained == 0 && malformed == 0 &&
+                    driver.errors().empty() && (!asserted || (v.lost == 0 && v.violations == 0));
+  for (const auto& e : driver.errors()) std::cout << "chaos: driver error: " << e << "\n";
+  for (const auto& e : v.examples) std::cout << "chaos: " << e << "\n";
+  if (!doctor_ok) std::cout << "chaos: doctor is not all ok:\n" << doctor_problems;
+  if (!drained) std::cout << "chaos: the queue did not drain within the drain timeout\n";
+
+  nlohmann::json j = {
+      {"profile", p.name}, {"seed", p.seed}, {"mode", mode}, {"asserted", asserted},
+      {"seconds", elapsed.count()}, {"jobs", v.acked}, {"runs", v.runs},
+      {"kills", kills}, {"worker_kills", count("kill-worker")},
+      {"supervisor_kills", count("kill-supervisor")}, {"restarts", count("redis-restart")},
+      {"failovers", count("failover")}, {"stalls", count("stall")},
+      {"competitors", count("compete")}, {"spec_edits", count("spec-edit")}, {"skipped", skipped},
+      {"duplicates", v.duplicates}, {"unexplained_duplicates", v.unexplained},
+      {"lost", v.lost}, {"fencing_violations", v.violations},
+      {"fenced_claims", v.fenced_claims}, {"unfenced_claims", v.unfenced_claims},
+      {"unknown_tokens", v.unknown_tokens}, {"dead", dead}, {"drained", drained},
+      {"doctor_ok", doctor_ok}, {"submit_errors", producer.errors()}, {"pass", pass}};
+  std::cout << "chaos: jobs=" << v.acked << " kills=" << kills << " restarts="
+            << count("redis-restart") << " failovers=" << count("failover")
+            << " stalls=" << count("stall") << " duplicates=" << v.duplicates << " (unexplained "
+            << v.unexplained << ") lost=" << v.lost << " fencing_violations=" << v.violations
+            << " seconds=" << elapsed.count() << " seed=" << p.seed << " mode=" << mode
+            << " verdict=" << (pass ? "PASS" : "FAIL") << "\n"
+            << j.dump() << std::endl;
+  testing::KillProcessesOfThisTest();
+  return pass ? 0 : 1;
+}
+
+}  // namespace lk::chaos
+
+int main(int argc, char** argv) {
+  signal(SIGPIPE, SIG_IGN);
+  return lk::chaos::Main(argc, argv);
+}
