@@ -96,7 +96,7 @@ bool ChaosDriver::KillSupervisor() {
   if (!testing::SignalProcess(pid, SIGKILL)) return false;
   for (auto& c : competitors_) {
     // A competitor of ours: started again a second later (the controller restarts its own).
-    if (c.process && c.process->pid() == pid) {
+    if (c.process && c.process->pid() == pid && !c.stopping) {
       c.process->Wait(std::chrono::milliseconds(1000));
       c.process = std::make_unique<testing::ChildProcess>(CompetitorArgv(c.kind));
     }

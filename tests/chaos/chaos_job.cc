@@ -9,7 +9,9 @@
 //   TOKEN   the claim token read back from Redis at start (claim:<id>, "<attempt>:
 //           <claimed_ms>:<claimseq>.<id>": Redis's clock when the claim was accepted), or
 //           "-" when it could not be read (Redis away for 2 s, or the claim already gone)
-//   EPOCH   the owner epoch the worker runs under (its --epoch); 0 for a worker without one
+//   EPOCH   the owner epoch the worker runs under: its --epoch; for a worker without one,
+//           the owner lease's epoch if the worker holds the lease itself (read at start);
+//           else 0 (an unfenced worker)
 //   WORKER  the worker that ran it (our parent); OWNER the worker's parent (its supervisor or
 //           autopilot)
 // The line is one write(2) to a file opened with O_APPEND: lines never interleave, and a
@@ -86,24 +88,40 @@ pid_t ParentOf(pid_t pid) {
   return ppid;
 }
 
-// The claim's token, or "-": a few tries over 2 s, for a Redis that is restarting.
-std::string ReadToken(const std::string& url, const std::string& queue, const std::string& id,
-                      const std::string& attempt) {
+// What the handler reads back from Redis at start.
+struct ClaimSeen {
+  std::string token = "-";
+  std::string lease_epoch = "0";  // the owner lease's epoch when the worker holds it itself
+};
+
+// The claim's token ("-" when it is gone or belongs to another attempt) and, for a worker
+// that holds the owner lease itself (a hand-started `jobs work` that takes the lease), the
+// lease's epoch: a few tries over 2 s, for a Redis that is restarting.
+ClaimSeen ReadClaim(const std::string& url, const std::string& queue, const std::string& id,
+                    const std::string& attempt, pid_t worker) {
+  ClaimSeen seen;
   auto endpoint = ParseRedisUrl(url);
-  if (!endpoint.ok()) return "-";
-  const std::string key = JobQueue::KeyPrefix(queue) + "claim:" + id;
+  if (!endpoint.ok()) return seen;
+  const std::string prefix = JobQueue::KeyPrefix(queue);
   for (int i = 0; i < 8; ++i) {
     if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(250));
     auto conn = RedisConnection::Connect(*endpoint, std::chrono::milliseconds(500));
     if (!conn.ok()) continue;
-    auto reply = (*conn)->Command({"GET", key});
-    if (!reply.ok() || reply->is_error()) continue;
-    if (reply->is_nil()) return "-";
+    auto claim = (*conn)->Command({"GET", prefix + "claim:" + id});
+    auto owner = (*conn)->Command({"HMGET", prefix + "owner", "holder", "epoch"});
+    if (!claim.ok() || claim->is_error() || !owner.ok() || owner->is_error()) continue;
     // "<attempt>:..." and possibly " cancelled" after it.
-    std::string token = reply->str.substr(0, reply->str.find(' '));
-    return token.rfind(attempt + ":", 0) == 0 ? token : "-";
+    std::string token = claim->is_nil() ? "-" : claim->str.substr(0, claim->str.find(' '));
+    if (token.rfind(attempt + ":", 0) == 0) seen.token = token;
+    const std::string me = ":" + std::to_string(worker);
+    if (owner->elements.size() == 2 && owner->elements[0].str.size() > me.size() &&
+        owner->elements[0].str.compare(owner->elements[0].str.size() - me.size(), me.size(),
+                                       me) == 0) {
+      seen.lease_epoch = owner->elements[1].str;
+    }
+    return seen;
   }
-  return "-";
+  return seen;
 }
 
 std::string SeqOf(const std::string& payload) {
@@ -125,14 +143,15 @@ int Main(int argc, char** argv) {
   std::string payload((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
   const std::string id = Env("LANEKEEPER_JOB_ID"), attempt = Env("LANEKEEPER_JOB_ATTEMPT");
   const pid_t worker = getppid();
-  std::string token = ReadToken(url, Env("LANEKEEPER_QUEUE"), id, attempt);
+  ClaimSeen seen = ReadClaim(url, Env("LANEKEEPER_QUEUE"), id, attempt, worker);
   std::string epoch = EpochOf(worker);
+  if (epoch == "0") epoch = seen.lease_epoch;
   pid_t owner = ParentOf(worker);
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
 
   char line[512];
   int n = std::snprintf(line, sizeof(line), "done %s %s %s %s %s %d %d %d %lld %lld\n",
-                        SeqOf(payload).c_str(), id.c_str(), attempt.c_str(), token.c_str(),
+                        SeqOf(payload).c_str(), id.c_str(), attempt.c_str(), seen.token.c_str(),
                         epoch.c_str(), static_cast<int>(getpid()), static_cast<int>(worker),
                         static_cast<int>(owner), start_ms, NowMs());
   int fd = open(record.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);

@@ -5,16 +5,18 @@
 #include <fstream>
 #include <map>
 #include <sstream>
-#include <unordered_set>
 
 namespace lk::chaos {
 
 namespace record_detail {
 
-constexpr size_t kMaxExamples = 8;
+constexpr int kMaxExamplesOfAKind = 5;
 // A disruption this long before the earlier run's claim still explains it: the claim time
 // comes from Redis's clock and the driver's from its own, on one machine but read apart.
 constexpr int64_t kSlackMs = 1000;
+// How long before its start a run whose token is unknown may have been claimed: longer than
+// a stall (the soak's last 9 s) plus a job's lease.
+constexpr int64_t kUnknownClaimMs = 30'000;
 
 // "<attempt>:<claimed_ms>:<claimseq>.<id>" -> claimed_ms and claimseq.
 void ParseToken(ChaosRun& run) {
@@ -30,8 +32,9 @@ void ParseToken(ChaosRun& run) {
   run.claimseq = std::strtoll(run.token.c_str() + second + 1, nullptr, 10);
 }
 
-void Note(Verdict& v, const std::string& line) {
-  if (v.examples.size() < kMaxExamples) v.examples.push_back(line);
+// The first few of each kind: a thousand lost jobs must not hide one violation.
+void Note(Verdict& v, int64_t count_of_kind, const std::string& line) {
+  if (count_of_kind <= kMaxExamplesOfAKind) v.examples.push_back(line);
 }
 
 std::string Describe(const ChaosRun& r) {
@@ -40,9 +43,22 @@ std::string Describe(const ChaosRun& r) {
          std::to_string(r.owner) + " claimed " + std::to_string(r.ClaimTime());
 }
 
-bool Explains(const Disruption& d, const ChaosRun& earlier, const ChaosRun& later) {
-  if (d.at_ms < earlier.ClaimTime() - kSlackMs || d.at_ms > later.ClaimTime()) return false;
-  return d.pid == 0 || d.pid == earlier.worker || d.pid == earlier.owner;
+// The earliest the run's claim can have been: its token's time, or, when the token was
+// unreadable (typically a worker that was stopped with jobs claimed but not started, and
+// started them after its claims had been taken back), some time before the handler started.
+int64_t EarliestClaim(const ChaosRun& r) {
+  return r.claimed_ms >= 0 ? r.claimed_ms : r.start_ms - kUnknownClaimMs;
+}
+
+// Two runs of one job are explained by a disruption of the process that ran either of them
+// (its worker, or the worker's owner), or of Redis, between the first claim and the start
+// of the later run.
+bool Explains(const Disruption& d, const ChaosRun& a, const ChaosRun& b) {
+  int64_t from = std::min(EarliestClaim(a), EarliestClaim(b)) - kSlackMs;
+  int64_t to = std::max(a.start_ms, b.start_ms);
+  if (d.at_ms < from || d.at_ms > to) return false;
+  return d.pid == 0 || d.pid == a.worker || d.pid == a.owner || d.pid == b.worker ||
+         d.pid == b.owner;
 }
 
 void CountDuplicates(const std::vector<ChaosRun>& runs, const std::vector<Disruption>& disruptions,
@@ -61,7 +77,7 @@ void CountDuplicates(const std::vector<ChaosRun>& runs, const std::vector<Disrup
                                    [&](const Disruption& d) { return Explains(d, earlier, later); });
       if (!explained) {
         ++v.unexplained;
-        Note(v, "unexplained duplicate of seq " + std::to_string(seq) + ": " + Describe(earlier) +
+        Note(v, v.unexplained, "unexplained duplicate of seq " + std::to_string(seq) + ": " + Describe(earlier) +
                     ", then " + Describe(later));
       }
     }
@@ -88,7 +104,7 @@ void CheckFencing(const std::vector<ChaosRun>& runs, Verdict& v) {
   for (const ChaosRun* c : claims) {
     if (highest != nullptr && c->epoch < highest->epoch) {
       ++v.violations;
-      Note(v, "fencing went backwards: " + Describe(*c) + " after " + Describe(*highest));
+      Note(v, v.violations, "fencing went backwards: " + Describe(*c) + " after " + Describe(*highest));
     }
     if (highest == nullptr || c->epoch > highest->epoch) highest = c;
   }
@@ -117,7 +133,8 @@ std::vector<ChaosRun> ReadChaosRecord(const std::string& path, int* malformed) {
 }
 
 Verdict Judge(const std::vector<ChaosRun>& runs, const std::vector<int64_t>& acked,
-              const std::vector<Disruption>& disruptions) {
+              const std::vector<Disruption>& disruptions,
+              const std::unordered_set<int64_t>& queued) {
   Verdict v;
   v.acked = static_cast<int64_t>(acked.size());
   v.runs = static_cast<int64_t>(runs.size());
@@ -126,9 +143,13 @@ Verdict Judge(const std::vector<ChaosRun>& runs, const std::vector<int64_t>& ack
   for (int64_t seq : acked) {
     if (ran.count(seq)) {
       ++v.completed;
+    } else if (queued.count(seq)) {
+      ++v.unfinished;
     } else {
       ++v.lost;
-      record_detail::Note(v, "lost: acknowledged seq " + std::to_string(seq) + " never ran");
+      record_detail::Note(v, v.lost,
+                          "lost: acknowledged seq " + std::to_string(seq) +
+                              " never ran and is not in the queue");
     }
   }
   record_detail::CountDuplicates(runs, disruptions, v);

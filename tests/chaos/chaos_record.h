@@ -3,12 +3,16 @@
 // had acknowledged (Enqueue returned an id, and with --replicas a replica had it), and the
 // driver's log of what it did to which process and when.
 //
-//   lost        an acknowledged sequence number that no run completed.
+//   lost        an acknowledged sequence number that no run completed and that the queue no
+//               longer holds; "unfinished" when the queue still holds it (waiting, delayed
+//               or active: the workers did not get to it in time, nothing was lost).
 //   duplicate   every completed run of a sequence number after its first. Each must be
-//               explained by a disruption between the earlier run's claim and the later
-//               run's claim: a SIGKILL or SIGSTOP of the process that ran the earlier run
-//               (its worker) or of that worker's owner, or a Redis restart or failover
-//               (pid 0: every process). Those that are not are "unexplained".
+//               explained by a disruption between the first claim and the later run's
+//               start: a SIGKILL or SIGSTOP of a process that ran either run (its worker)
+//               or of that worker's owner, or a Redis restart or failover (pid 0: every
+//               process). Those that are not are "unexplained". (A stopped worker may
+//               wake and start a job whose claim was taken back meanwhile: then the later
+//               run is the stopped one's.)
 //   violation   a claim accepted under an epoch lower than one a claim already used, the
 //               claims ordered by when Redis accepted them (the token's time, then its
 //               claim sequence): fencing went backwards. Claims of workers without an epoch
@@ -21,6 +25,7 @@
 
 #include <cstdint>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 namespace lk::chaos {
@@ -53,6 +58,7 @@ struct Verdict {
   int64_t acked = 0;
   int64_t completed = 0;  // acknowledged and completed at least once
   int64_t lost = 0;
+  int64_t unfinished = 0;
   int64_t runs = 0;
   int64_t duplicates = 0;
   int64_t unexplained = 0;
@@ -60,10 +66,12 @@ struct Verdict {
   int64_t unfenced_claims = 0;  // epoch 0
   int64_t unknown_tokens = 0;
   int64_t violations = 0;
-  std::vector<std::string> examples;  // the first few problems, each one line
+  std::vector<std::string> examples;  // the first few problems of each kind, one line each
 };
 
+// queued: the sequence numbers of the jobs the queue still holds unfinished.
 Verdict Judge(const std::vector<ChaosRun>& runs, const std::vector<int64_t>& acked,
-              const std::vector<Disruption>& disruptions);
+              const std::vector<Disruption>& disruptions,
+              const std::unordered_set<int64_t>& queued = {});
 
 }  // namespace lk::chaos

@@ -27,24 +27,36 @@ ChaosRun Claimed(int64_t seq, int64_t epoch, int64_t claimed_ms, pid_t worker, p
   return r;
 }
 
-TEST(ChaosRecord, AnAcknowledgedJobThatNeverRanIsLostAndOneThatRanIsNot) {
-  Verdict v = Judge({Claimed(1, 1, 100, 50)}, {1, 2}, {});
-  EXPECT_EQ(v.acked, 2);
+TEST(ChaosRecord, AnAcknowledgedJobThatNeverRanIsLostUnlessTheQueueStillHoldsIt) {
+  Verdict v = Judge({Claimed(1, 1, 100, 50)}, {1, 2, 3}, {}, {3});
+  EXPECT_EQ(v.acked, 3);
   EXPECT_EQ(v.completed, 1);
   EXPECT_EQ(v.lost, 1);
+  EXPECT_EQ(v.unfinished, 1);
 }
 
-TEST(ChaosRecord, ADuplicateIsExplainedOnlyByADisruptionOfTheEarlierRunsProcessInBetween) {
+TEST(ChaosRecord, ADuplicateIsExplainedOnlyByADisruptionOfAProcessThatRanItInBetween) {
   std::vector<ChaosRun> runs = {Claimed(1, 1, 1'000, 50), Claimed(1, 1, 9'000, 60)};
   EXPECT_EQ(Judge(runs, {1}, {{5'000, "kill-worker", 50}}).unexplained, 0);
   EXPECT_EQ(Judge(runs, {1}, {{5'000, "kill-supervisor", 1000}}).unexplained, 0);
   EXPECT_EQ(Judge(runs, {1}, {{5'000, "redis-restart", 0}}).unexplained, 0);
-  // Another process, or a kill after the second claim: not an explanation.
-  Verdict other = Judge(runs, {1}, {{5'000, "kill-worker", 60}, {9'500, "kill-worker", 50}});
+  // Another process, or a kill after the later run started: not an explanation.
+  Verdict other = Judge(runs, {1}, {{5'000, "kill-worker", 70}, {9'500, "kill-worker", 50}});
   EXPECT_EQ(other.duplicates, 1);
   EXPECT_EQ(other.unexplained, 1);
   ASSERT_FALSE(other.examples.empty());
   EXPECT_NE(other.examples[0].find("unexplained duplicate of seq 1"), std::string::npos);
+}
+
+TEST(ChaosRecord, AStoppedWorkerThatWakesAndRunsAJobTakenBackMeanwhileExplainsTheDuplicate) {
+  // Worker 50 was stopped at 1 000 holding job 1 claimed but not started; worker 60 ran it
+  // at 7 000 once the lease ran out; worker 50 woke at 10 000 and started it anyway (its
+  // claim gone, so its token unknown).
+  ChaosRun woke = Claimed(1, 1, 500, 50);
+  woke.claimed_ms = -1;
+  woke.token = "-";
+  woke.start_ms = 10'000;
+  EXPECT_EQ(Judge({Claimed(1, 2, 7'000, 60), woke}, {1}, {{1'000, "stop", 50}}).unexplained, 0);
 }
 
 TEST(ChaosRecord, FencingIsJudgedByWhenRedisAcceptedTheClaimNotWhenTheHandlerStarted) {

@@ -1,10 +1,7 @@
 #include "tests/chaos/chaos_redis.h"
 
-#include <signal.h>
-
 #include <thread>
 
-#include "tests/support/signal_guard.h"
 #include "worker/redis_connection.h"
 
 namespace lk::chaos {
@@ -104,11 +101,13 @@ Status ChaosRedis::Failover(FailoverKind kind, std::chrono::milliseconds lag) {
     if (!paused.ok()) return paused.status();
     LK_RETURN_IF_ERROR(redis_detail::WaitCaughtUp(*primary_, *replica_, std::chrono::seconds(8)));
   } else {
-    testing::SignalProcess(replica_->pid(), SIGSTOP);
+    // Cut off from the primary (not SIGSTOPped: the kernel would still buffer the stream
+    // for it), the replica keeps the data it has while the primary takes writes for lag.
+    auto detached = redis_detail::Ask(*replica_, {"REPLICAOF", "NO", "ONE"});
+    if (!detached.ok()) return detached.status();
     std::this_thread::sleep_for(lag);
   }
   primary_->Kill();
-  if (kind == FailoverKind::kStale) testing::SignalProcess(replica_->pid(), SIGCONT);
   auto promoted = redis_detail::Ask(*replica_, {"REPLICAOF", "NO", "ONE"});
   if (!promoted.ok()) return promoted.status();
   proxy_->SwitchTo(replica_->port());

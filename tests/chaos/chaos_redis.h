@@ -10,10 +10,12 @@
 //                     (closing every client connection), and a new replica started behind
 //                     the new primary. Nothing acknowledged is lost: a planned failover, as
 //                     Redis's own FAILOVER command and managed services do it.
-//   Failover(kStale)  the replica is SIGSTOPped for lag first (the primary keeps taking
-//                     writes it never sees), then the primary is SIGKILLed and the replica
-//                     promoted as it is: an unplanned failover to a replica that lagged. What
-//                     was written meanwhile is lost unless the writers waited for it (WAIT).
+//   Failover(kStale)  the replica is cut off from the primary for lag first (REPLICAOF NO
+//                     ONE: it keeps what it had; the primary keeps taking writes it never
+//                     sees), then the primary is SIGKILLed and the proxy switched to the
+//                     replica as it is: an unplanned failover to a replica that lagged. What
+//                     was written meanwhile is lost unless the writers waited for it (WAIT
+//                     then fails for them instead).
 // Not thread-safe: one driver thread calls it.
 #pragma once
 

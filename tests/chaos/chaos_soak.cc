@@ -23,6 +23,7 @@
 #include <random>
 #include <sstream>
 #include <thread>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
@@ -69,7 +70,6 @@ Profile NamedProfile(const std::string& name) {
     p.plan.max_faults = 400;
     p.plan.every_min = milliseconds(1'000);
     p.plan.every_max = milliseconds(3'000);
-    p.rate = 100;
   } else {  // long: >= 30 min, >= 1e6 jobs, >= 500 kills, >= 20 restarts, >= 5 failovers
     p.plan.duration = seconds(1'900);
     p.plan.max_faults = 100'000;
@@ -170,6 +170,40 @@ int64_t Dead(const std::string& url) {
   if (!queue.ok()) return -1;
   auto stats = (*queue)->Stats();
   return stats.ok() ? stats->dead : -1;
+}
+
+// The sequence numbers of the chaos jobs the queue still holds unfinished.
+std::unordered_set<int64_t> Queued(const std::string& url) {
+  std::unordered_set<int64_t> seqs;
+  auto queue = OpenJobQueue(url, kQueue);
+  if (!queue.ok()) return seqs;
+  for (JobState state : {JobState::kWaiting, JobState::kDelayed, JobState::kActive}) {
+    auto jobs = (*queue)->List(state, 100'000);
+    if (!jobs.ok()) continue;
+    for (const Job& job : *jobs) {
+      auto payload = nlohmann::json::parse(job.payload, nullptr, /*allow_exceptions=*/false);
+      if (job.name == "chaos" && payload.is_object() && payload["n"].is_number_integer()) {
+        seqs.insert(payload["n"].get<int64_t>());
+      }
+    }
+  }
+  return seqs;
+}
+
+// A failed run's record and the driver's log, kept for reading: the run's own directory
+// goes away with it.
+std::string KeepEvidence(const Profile& p, const std::string& record,
+                         const std::vector<Disruption>& disruptions) {
+  const char* tmp = std::getenv("TMPDIR");
+  const std::string dir = std::string(tmp != nullptr && *tmp ? tmp : "/tmp") +
+                          "/lk-chaos-failed-" + std::to_string(p.seed);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  std::filesystem::copy_file(record, dir + "/record.log",
+                             std::filesystem::copy_options::overwrite_existing, ec);
+  std::ofstream log(dir + "/disruptions.log");
+  for (const auto& d : disruptions) log << d.at_ms << " " << d.kind << " " << d.pid << "\n";
+  return dir;
 }
 
 // Until every acknowledged job has a completed run and nothing is left in the queue.
@@ -275,13 +309,14 @@ int Main(int argc, char** argv) {
   bool drained = Drain(url, record, acked, p.drain);
   auto doctor = testing::RunLanekeeper({"--redis", url, "--queue", kQueue, "doctor", "--json"});
   const int64_t dead = Dead(url);
+  const std::unordered_set<int64_t> queued = drained ? std::unordered_set<int64_t>{} : Queued(url);
   controller.Signal(SIGTERM);
   controller.Wait(seconds(30));
   const auto elapsed = std::chrono::duration_cast<seconds>(
       std::chrono::steady_clock::now() - started);
 
   int malformed = 0;
-  Verdict v = Judge(ReadChaosRecord(record, &malformed), acked, driver.disruptions());
+  Verdict v = Judge(ReadChaosRecord(record, &malformed), acked, driver.disruptions(), queued);
   auto count = [&](const std::string& name) {
     auto it = driver.counts().find(name);
     return it == driver.counts().end() ? 0 : it->second;
@@ -298,7 +333,14 @@ int Main(int argc, char** argv) {
   for (const auto& e : driver.errors()) std::cout << "chaos: driver error: " << e << "\n";
   for (const auto& e : v.examples) std::cout << "chaos: " << e << "\n";
   if (!doctor_ok) std::cout << "chaos: doctor is not all ok:\n" << doctor_problems;
-  if (!drained) std::cout << "chaos: the queue did not drain within the drain timeout\n";
+  if (!drained) {
+    std::cout << "chaos: the queue did not drain within " << p.drain.count() / 1000 << " s: "
+              << v.unfinished << " acknowledged jobs still in it\n";
+  }
+  if (!pass) {
+    std::cout << "chaos: the record and the driver's log are kept in "
+              << KeepEvidence(p, record, driver.disruptions()) << "\n";
+  }
 
   nlohmann::json j = {
       {"profile", p.name}, {"seed", p.seed}, {"mode", mode}, {"asserted", asserted},
@@ -308,7 +350,7 @@ int Main(int argc, char** argv) {
       {"failovers", count("failover")}, {"stalls", count("stall")},
       {"competitors", count("compete")}, {"spec_edits", count("spec-edit")}, {"skipped", skipped},
       {"duplicates", v.duplicates}, {"unexplained_duplicates", v.unexplained},
-      {"lost", v.lost}, {"fencing_violations", v.violations},
+      {"lost", v.lost}, {"unfinished", v.unfinished}, {"fencing_violations", v.violations},
       {"fenced_claims", v.fenced_claims}, {"unfenced_claims", v.unfenced_claims},
       {"unknown_tokens", v.unknown_tokens}, {"dead", dead}, {"drained", drained},
       {"doctor_ok", doctor_ok}, {"submit_errors", producer.errors()}, {"pass", pass}};
