@@ -121,6 +121,8 @@ std::vector<std::string> ChaosDriver::CompetitorArgv(const std::string& kind) {
                              "--concurrency", "2", "--max-rss", "0", "--handlers",
                              lane_.handlers_file, "--drain-timeout", "10s"});
   }
+  const auto& extra = lane_.competitor_args[kind];
+  argv.insert(argv.end(), extra.begin(), extra.end());
   return argv;
 }
 

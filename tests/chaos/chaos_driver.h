@@ -51,6 +51,9 @@ struct LaneUnderTest {
   std::string handlers_file;  // the same handlers as the Lane's, for the competitors
   // Writes the Lane spec with this supervisor concurrency.
   std::function<void(int concurrency)> write_spec;
+  // Extra flags for the competitors, by kind (supervisor, worker, autopilot): e.g.
+  // --redis-replicas 1 where the build offers it.
+  std::map<std::string, std::vector<std::string>> competitor_args;
 };
 
 class ChaosDriver {

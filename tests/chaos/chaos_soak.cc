@@ -247,6 +247,65 @@ std::string DoctorProblems(const testing::CommandResult& doctor, int worker_kill
   return problems;
 }
 
+int Count(const ChaosDriver& driver, const std::string& fault) {
+  auto it = driver.counts().find(fault);
+  return it == driver.counts().end() ? 0 : it->second;
+}
+
+// What the run came to, besides the driver's counts.
+struct Outcome {
+  Verdict verdict;
+  int malformed = 0;  // record lines that did not parse
+  bool drained = false;
+  std::string doctor_problems;
+  int64_t dead = 0;
+  int64_t seconds = 0;
+  int64_t submit_errors = 0;
+};
+
+// Prints the problems, the summary line and the JSON line; returns whether the run passed.
+bool Report(const Profile& p, const std::string& mode, bool asserted, const ChaosDriver& driver,
+            const Outcome& out) {
+  const Verdict& v = out.verdict;
+  const int kills = Count(driver, "kill-worker") + Count(driver, "kill-supervisor");
+  int skipped = 0;
+  for (const auto& [name, n] : driver.counts()) {
+    if (name.rfind("skipped-", 0) == 0) skipped += n;
+  }
+  const bool doctor_ok = out.doctor_problems.empty();
+  const bool pass = out.drained && doctor_ok && v.unexplained == 0 && out.malformed == 0 &&
+                    driver.errors().empty() && (!asserted || (v.lost == 0 && v.violations == 0));
+  for (const auto& e : driver.errors()) std::cout << "chaos: driver error: " << e << "\n";
+  for (const auto& e : v.examples) std::cout << "chaos: " << e << "\n";
+  if (!doctor_ok) std::cout << "chaos: doctor is not all ok:\n" << out.doctor_problems;
+  if (!out.drained) {
+    std::cout << "chaos: the queue did not drain within " << p.drain.count() / 1000 << " s: "
+              << v.unfinished << " acknowledged jobs still in it\n";
+  }
+  nlohmann::json j = {
+      {"profile", p.name}, {"seed", p.seed}, {"mode", mode}, {"asserted", asserted},
+      {"seconds", out.seconds}, {"jobs", v.acked}, {"runs", v.runs},
+      {"kills", kills}, {"worker_kills", Count(driver, "kill-worker")},
+      {"supervisor_kills", Count(driver, "kill-supervisor")},
+      {"restarts", Count(driver, "redis-restart")}, {"failovers", Count(driver, "failover")},
+      {"stalls", Count(driver, "stall")}, {"competitors", Count(driver, "compete")},
+      {"spec_edits", Count(driver, "spec-edit")}, {"skipped", skipped},
+      {"duplicates", v.duplicates}, {"unexplained_duplicates", v.unexplained},
+      {"lost", v.lost}, {"unfinished", v.unfinished}, {"fencing_violations", v.violations},
+      {"fenced_claims", v.fenced_claims}, {"unfenced_claims", v.unfenced_claims},
+      {"unknown_tokens", v.unknown_tokens}, {"dead", out.dead}, {"drained", out.drained},
+      {"doctor_ok", doctor_ok}, {"submit_errors", out.submit_errors}, {"pass", pass}};
+  std::cout << "chaos: jobs=" << v.acked << " kills=" << kills
+            << " restarts=" << Count(driver, "redis-restart")
+            << " failovers=" << Count(driver, "failover") << " stalls=" << Count(driver, "stall")
+            << " duplicates=" << v.duplicates << " (unexplained " << v.unexplained
+            << ") lost=" << v.lost << " fencing_violations=" << v.violations
+            << " seconds=" << out.seconds << " seed=" << p.seed << " mode=" << mode
+            << " verdict=" << (pass ? "PASS" : "FAIL") << "\n"
+            << j.dump() << std::endl;
+  return pass;
+}
+
 }  // namespace soak
 
 int Main(int argc, char** argv) {
@@ -290,7 +349,13 @@ int Main(int argc, char** argv) {
 
   const auto started = std::chrono::steady_clock::now();
   ChaosProducer producer(url, kQueue, p.rate, stale && replicas);
-  LaneUnderTest lane{redis->get(), kQueue, root.path(), root / "handlers.yaml", write_spec};
+  LaneUnderTest lane{redis->get(), kQueue, root.path(), root / "handlers.yaml", write_spec, {}};
+  for (auto [kind, command] : {std::pair<std::string, std::vector<std::string>>{
+                                   "supervisor", {"jobs", "supervisor"}},
+                               {"worker", {"jobs", "work"}},
+                               {"autopilot", {"autopilot"}}}) {
+    if (replicas && Offers(command)) lane.competitor_args[kind] = {"--redis-replicas", "1"};
+  }
   ChaosDriver driver(lane, p.plan, p.seed);
   auto next_progress = started + seconds(15);
   while (driver.Step()) {
@@ -316,51 +381,19 @@ int Main(int argc, char** argv) {
       std::chrono::steady_clock::now() - started);
 
   int malformed = 0;
-  Verdict v = Judge(ReadChaosRecord(record, &malformed), acked, driver.disruptions(), queued);
-  auto count = [&](const std::string& name) {
-    auto it = driver.counts().find(name);
-    return it == driver.counts().end() ? 0 : it->second;
-  };
-  const int kills = count("kill-worker") + count("kill-supervisor");
-  int skipped = 0;
-  for (const auto& [name, n] : driver.counts()) {
-    if (name.rfind("skipped-", 0) == 0) skipped += n;
-  }
-  const std::string doctor_problems = DoctorProblems(doctor, count("kill-worker"));
-  const bool doctor_ok = doctor_problems.empty();
-  const bool pass = drained && doctor_ok && v.unexplained == 0 && malformed == 0 &&
-                    driver.errors().empty() && (!asserted || (v.lost == 0 && v.violations == 0));
-  for (const auto& e : driver.errors()) std::cout << "chaos: driver error: " << e << "\n";
-  for (const auto& e : v.examples) std::cout << "chaos: " << e << "\n";
-  if (!doctor_ok) std::cout << "chaos: doctor is not all ok:\n" << doctor_problems;
-  if (!drained) {
-    std::cout << "chaos: the queue did not drain within " << p.drain.count() / 1000 << " s: "
-              << v.unfinished << " acknowledged jobs still in it\n";
-  }
+  Outcome out;
+  out.verdict = Judge(ReadChaosRecord(record, &malformed), acked, driver.disruptions(), queued);
+  out.malformed = malformed;
+  out.drained = drained;
+  out.doctor_problems = DoctorProblems(doctor, Count(driver, "kill-worker"));
+  out.dead = dead;
+  out.seconds = elapsed.count();
+  out.submit_errors = producer.errors();
+  const bool pass = Report(p, mode, asserted, driver, out);
   if (!pass) {
     std::cout << "chaos: the record and the driver's log are kept in "
               << KeepEvidence(p, record, driver.disruptions()) << "\n";
   }
-
-  nlohmann::json j = {
-      {"profile", p.name}, {"seed", p.seed}, {"mode", mode}, {"asserted", asserted},
-      {"seconds", elapsed.count()}, {"jobs", v.acked}, {"runs", v.runs},
-      {"kills", kills}, {"worker_kills", count("kill-worker")},
-      {"supervisor_kills", count("kill-supervisor")}, {"restarts", count("redis-restart")},
-      {"failovers", count("failover")}, {"stalls", count("stall")},
-      {"competitors", count("compete")}, {"spec_edits", count("spec-edit")}, {"skipped", skipped},
-      {"duplicates", v.duplicates}, {"unexplained_duplicates", v.unexplained},
-      {"lost", v.lost}, {"unfinished", v.unfinished}, {"fencing_violations", v.violations},
-      {"fenced_claims", v.fenced_claims}, {"unfenced_claims", v.unfenced_claims},
-      {"unknown_tokens", v.unknown_tokens}, {"dead", dead}, {"drained", drained},
-      {"doctor_ok", doctor_ok}, {"submit_errors", producer.errors()}, {"pass", pass}};
-  std::cout << "chaos: jobs=" << v.acked << " kills=" << kills << " restarts="
-            << count("redis-restart") << " failovers=" << count("failover")
-            << " stalls=" << count("stall") << " duplicates=" << v.duplicates << " (unexplained "
-            << v.unexplained << ") lost=" << v.lost << " fencing_violations=" << v.violations
-            << " seconds=" << elapsed.count() << " seed=" << p.seed << " mode=" << mode
-            << " verdict=" << (pass ? "PASS" : "FAIL") << "\n"
-            << j.dump() << std::endl;
   testing::KillProcessesOfThisTest();
   return pass ? 0 : 1;
 }
