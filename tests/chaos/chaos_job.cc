@@ -12,14 +12,15 @@
 //   EPOCH   the owner epoch the worker runs under: its --epoch; for a worker without one,
 //           the owner lease's epoch if the worker holds the lease itself (read at start);
 //           else 0 (an unfenced worker)
-//   WORKER  the worker that ran it (our parent); OWNER the worker's parent (its supervisor or
-//           autopilot)
+//   WORKER  the worker that ran it (our parent; 1 when the worker was killed before we
+//           started); OWNER the worker's parent (its supervisor or autopilot)
 // The line is one write(2) to a file opened with O_APPEND: lines never interleave, and a
 // failover of the queue's Redis cannot take the record with it.
 //
 // Usage: chaos_job RECORD REDIS_URL [--ms N]; the env is the worker's (LANEKEEPER_JOB_ID,
-// LANEKEEPER_JOB_ATTEMPT, LANEKEEPER_QUEUE). It exits 0 unless the record cannot be written: a run
-// that could not read its token still ran.
+// LANEKEEPER_JOB_ATTEMPT, LANEKEEPER_QUEUE). It exits 0 unless the record cannot be written
+// or there is no payload (its worker died first): a run that could not read its token
+// still ran.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -137,12 +138,16 @@ int Main(int argc, char** argv) {
     std::cerr << "usage: chaos_job RECORD REDIS_URL [--ms N]\n";
     return 2;
   }
+  // First: once the worker is gone (SIGKILLed while starting us) our parent is init.
+  const pid_t worker = getppid();
   long long start_ms = NowMs();
   const std::string record = argv[1], url = argv[2];
   long ms = argc >= 5 && std::string(argv[3]) == "--ms" ? std::atol(argv[4]) : 0;
   std::string payload((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
   const std::string id = Env("LANEKEEPER_JOB_ID"), attempt = Env("LANEKEEPER_JOB_ATTEMPT");
-  const pid_t worker = getppid();
+  const std::string seq = SeqOf(payload);
+  // The worker died before it handed over the payload: this run has nothing to do.
+  if (seq == "-") return 1;
   ClaimSeen seen = ReadClaim(url, Env("LANEKEEPER_QUEUE"), id, attempt, worker);
   std::string epoch = EpochOf(worker);
   if (epoch == "0") epoch = seen.lease_epoch;
@@ -151,7 +156,7 @@ int Main(int argc, char** argv) {
 
   char line[512];
   int n = std::snprintf(line, sizeof(line), "done %s %s %s %s %s %d %d %d %lld %lld\n",
-                        SeqOf(payload).c_str(), id.c_str(), attempt.c_str(), seen.token.c_str(),
+                        seq.c_str(), id.c_str(), attempt.c_str(), seen.token.c_str(),
                         epoch.c_str(), static_cast<int>(getpid()), static_cast<int>(worker),
                         static_cast<int>(owner), start_ms, NowMs());
   int fd = open(record.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);

@@ -50,6 +50,12 @@ int64_t EarliestClaim(const ChaosRun& r) {
   return r.claimed_ms >= 0 ? r.claimed_ms : r.start_ms - kUnknownClaimMs;
 }
 
+// Whether pid is the run's worker or that worker's owner. A run whose worker was killed
+// before the handler started (its parent is init) may be any signalled process's.
+bool Ran(const ChaosRun& r, pid_t pid) {
+  return r.worker <= 1 || pid == r.worker || pid == r.owner;
+}
+
 // Two runs of one job are explained by a disruption of the process that ran either of them
 // (its worker, or the worker's owner), or of Redis, between the first claim and the start
 // of the later run.
@@ -57,8 +63,7 @@ bool Explains(const Disruption& d, const ChaosRun& a, const ChaosRun& b) {
   int64_t from = std::min(EarliestClaim(a), EarliestClaim(b)) - kSlackMs;
   int64_t to = std::max(a.start_ms, b.start_ms);
   if (d.at_ms < from || d.at_ms > to) return false;
-  return d.pid == 0 || d.pid == a.worker || d.pid == a.owner || d.pid == b.worker ||
-         d.pid == b.owner;
+  return d.pid == 0 || Ran(a, d.pid) || Ran(b, d.pid);
 }
 
 void CountDuplicates(const std::vector<ChaosRun>& runs, const std::vector<Disruption>& disruptions,

@@ -59,6 +59,13 @@ TEST(ChaosRecord, AStoppedWorkerThatWakesAndRunsAJobTakenBackMeanwhileExplainsTh
   EXPECT_EQ(Judge({Claimed(1, 2, 7'000, 60), woke}, {1}, {{1'000, "stop", 50}}).unexplained, 0);
 }
 
+TEST(ChaosRecord, ARunWhoseWorkerWasKilledBeforeItStartedIsExplainedByAnyKillInBetween) {
+  ChaosRun orphan = Claimed(1, 0, 1'000, /*worker=*/1, /*owner=*/0);
+  std::vector<ChaosRun> runs = {orphan, Claimed(1, 2, 7'000, 60)};
+  EXPECT_EQ(Judge(runs, {1}, {{1'002, "kill-worker", 55}}).unexplained, 0);
+  EXPECT_EQ(Judge(runs, {1}, {}).unexplained, 1);
+}
+
 TEST(ChaosRecord, FencingIsJudgedByWhenRedisAcceptedTheClaimNotWhenTheHandlerStarted) {
   // Epoch 1 claimed at 100 but its handler started late; epoch 2 claimed at 102: fine.
   ChaosRun late = Claimed(1, 1, 100, 50);

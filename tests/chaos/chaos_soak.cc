@@ -278,6 +278,7 @@ bool Report(const Profile& p, const std::string& mode, bool asserted, const Chao
   for (const auto& e : driver.errors()) std::cout << "chaos: driver error: " << e << "\n";
   for (const auto& e : v.examples) std::cout << "chaos: " << e << "\n";
   if (!doctor_ok) std::cout << "chaos: doctor is not all ok:\n" << out.doctor_problems;
+  if (out.malformed > 0) std::cout << "chaos: " << out.malformed << " record lines did not parse\n";
   if (!out.drained) {
     std::cout << "chaos: the queue did not drain within " << p.drain.count() / 1000 << " s: "
               << v.unfinished << " acknowledged jobs still in it\n";
