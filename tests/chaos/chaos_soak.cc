@@ -247,6 +247,41 @@ std::string DoctorProblems(const testing::CommandResult& doctor, int worker_kill
   return problems;
 }
 
+// A `lanekeeper controller` on the spec directory, once it has started the lane's worker;
+// nullptr (and why, on stderr) when no worker came up within 60 s.
+std::unique_ptr<testing::ChildProcess> StartController(const std::string& specs,
+                                                       const std::string& state, bool replicas) {
+  std::vector<std::string> argv = {
+      testing::LanekeeperBinary(), "--log-level", "warn", "controller", "--specs", specs,
+      "--state-dir", state, "--status-addr", "off", "--rescan", "1s",
+      "--supervisor-arg=--lease-ttl=3s", "--supervisor-arg=--lease-renew=1s"};
+  if (replicas) argv.push_back("--supervisor-arg=--redis-replicas=1");
+  auto controller = std::make_unique<testing::ChildProcess>(argv);
+  if (!testing::Eventually(
+          [] { return !testing::FindProcesses({"jobs", "work", "--queue", kQueue}).empty(); },
+          seconds(60))) {
+    std::cerr << "chaos: the controller started no worker within 60 s:\n" << controller->Stderr();
+    return nullptr;
+  }
+  return controller;
+}
+
+// Steps the driver until its plan is spent, with a progress line every 15 s.
+void RunFaults(ChaosDriver& driver, const ChaosProducer& producer) {
+  const auto started = std::chrono::steady_clock::now();
+  auto next_progress = started + seconds(15);
+  while (driver.Step()) {
+    std::this_thread::sleep_for(milliseconds(20));
+    auto now = std::chrono::steady_clock::now();
+    if (now >= next_progress) {
+      next_progress += seconds(15);
+      std::cout << "chaos: +" << std::chrono::duration_cast<seconds>(now - started).count()
+                << "s acked " << producer.acked_count() << ", faults " << driver.faults()
+                << std::endl;
+    }
+  }
+}
+
 int Count(const ChaosDriver& driver, const std::string& fault) {
   auto it = driver.counts().find(fault);
   return it == driver.counts().end() ? 0 : it->second;
@@ -335,18 +370,8 @@ int Main(int argc, char** argv) {
     WriteFile(specs + "/chaos.yaml", LaneYaml(p, record, url, concurrency));
   };
   write_spec(p.concurrency_low);
-  std::vector<std::string> controller_argv = {
-      testing::LanekeeperBinary(), "--log-level", "warn", "controller", "--specs", specs,
-      "--state-dir", root / "state", "--status-addr", "off", "--rescan", "1s",
-      "--supervisor-arg=--lease-ttl=3s", "--supervisor-arg=--lease-renew=1s"};
-  if (replicas) controller_argv.push_back("--supervisor-arg=--redis-replicas=1");
-  testing::ChildProcess controller(controller_argv);
-  if (!testing::Eventually(
-          [] { return !testing::FindProcesses({"jobs", "work", "--queue", kQueue}).empty(); },
-          seconds(60))) {
-    std::cerr << "chaos: the controller started no worker within 60 s:\n" << controller.Stderr();
-    return 1;
-  }
+  auto controller = StartController(specs, root / "state", replicas);
+  if (!controller) return 1;
 
   const auto started = std::chrono::steady_clock::now();
   ChaosProducer producer(url, kQueue, p.rate, stale && replicas);
@@ -358,17 +383,7 @@ int Main(int argc, char** argv) {
     if (replicas && Offers(command)) lane.competitor_args[kind] = {"--redis-replicas", "1"};
   }
   ChaosDriver driver(lane, p.plan, p.seed);
-  auto next_progress = started + seconds(15);
-  while (driver.Step()) {
-    std::this_thread::sleep_for(milliseconds(20));
-    if (std::chrono::steady_clock::now() >= next_progress) {
-      next_progress += seconds(15);
-      std::cout << "chaos: +" << std::chrono::duration_cast<seconds>(
-                                     std::chrono::steady_clock::now() - started).count()
-                << "s acked " << producer.acked_count() << ", faults "
-                << driver.faults() << std::endl;
-    }
-  }
+  RunFaults(driver, producer);
   driver.Finish();
   producer.Stop();
   const std::vector<int64_t> acked = producer.Acked();
@@ -376,8 +391,8 @@ int Main(int argc, char** argv) {
   auto doctor = testing::RunLanekeeper({"--redis", url, "--queue", kQueue, "doctor", "--json"});
   const int64_t dead = Dead(url);
   const std::unordered_set<int64_t> queued = drained ? std::unordered_set<int64_t>{} : Queued(url);
-  controller.Signal(SIGTERM);
-  controller.Wait(seconds(30));
+  controller->Signal(SIGTERM);
+  controller->Wait(seconds(30));
   const auto elapsed = std::chrono::duration_cast<seconds>(
       std::chrono::steady_clock::now() - started);
 
