@@ -186,8 +186,8 @@ bool ChaosDriver::Failover() {
 }
 
 bool ChaosDriver::EditSpec() {
-  spec_concurrency_ = spec_concurrency_ == 2 ? 4 : 2;
-  lane_.write_spec(spec_concurrency_);
+  spec_high_ = !spec_high_;
+  lane_.write_spec(spec_high_);
   return true;
 }
 

@@ -11,7 +11,7 @@
 //                    runs, so that someone takes over), then SIGCONT them
 //   redis-restart    SIGKILL the queue's Redis and start it again (AOF, appendfsync always)
 //   failover         promote the replica (ChaosRedis::Failover), clients moved by the proxy
-//   spec-edit        rewrite the Lane spec (supervisor concurrency 2 <-> 4) under the
+//   spec-edit        rewrite the Lane spec (supervisor concurrency low <-> high) under the
 //                    controller, which restarts the supervisor to match
 // Every signal it sends, and every Redis-wide event, goes to its disruption log with the
 // time and pid (the verdict explains duplicates with it, tests/chaos/chaos_record.h).
@@ -49,8 +49,8 @@ struct LaneUnderTest {
   std::string queue;
   std::string root;           // a directory for the competitors' pid files
   std::string handlers_file;  // the same handlers as the Lane's, for the competitors
-  // Writes the Lane spec with this supervisor concurrency.
-  std::function<void(int concurrency)> write_spec;
+  // Writes the Lane spec with its higher or its lower supervisor concurrency.
+  std::function<void(bool high)> write_spec;
   // Extra flags for the competitors, by kind (supervisor, worker, autopilot): e.g.
   // --redis-replicas 1 where the build offers it.
   std::map<std::string, std::vector<std::string>> competitor_args;
@@ -100,7 +100,7 @@ class ChaosDriver {
   std::chrono::steady_clock::time_point start_, next_fault_;
   int faults_ = 0;
   int competitor_turn_ = 0;
-  int spec_concurrency_ = 2;
+  bool spec_high_ = false;
   int competitor_seq_ = 0;
   std::vector<Competitor> competitors_;
   std::vector<std::pair<std::chrono::steady_clock::time_point, pid_t>> to_continue_;
