@@ -403,12 +403,18 @@ TEST(LaneSpecSchema, EveryRuleReadsBoundedValues) {
     SCOPED_TRACE(f.path);
     const YAML::Node& s = f.schema;
     std::string type = s["type"] ? s["type"].as<std::string>() : "";
-    if (type == "array") EXPECT_TRUE(s["maxItems"]) << "a list without maxItems";
-    if (s["additionalProperties"]) EXPECT_TRUE(s["maxProperties"]) << "a map without maxProperties";
+    if (type == "array") {
+      EXPECT_TRUE(s["maxItems"]) << "a list without maxItems";
+    }
+    if (s["additionalProperties"]) {
+      EXPECT_TRUE(s["maxProperties"]) << "a map without maxProperties";
+    }
     if (s["x-kubernetes-validations"] && (type == "string" || IsSize(s))) {
       EXPECT_TRUE(s["maxLength"] || s["enum"]) << "a rule reads a string of unbounded length";
     }
-    if (f.path.ends_with(".mode")) EXPECT_TRUE(s["enum"]);
+    if (f.path.ends_with(".mode")) {
+      EXPECT_TRUE(s["enum"]) << "the one-owner rules read mode";
+    }
   }
 }
 
