@@ -1,5 +1,6 @@
 // KubeClient over cpprestsdk's http_client (Debian 12: cpprestsdk 2.10.18 on boost::asio
-// 1.74 and OpenSSL 3). cpprestsdk throws (http_exception for connection errors and
+// 1.74 and OpenSSL 3). One file (about 520 lines) because it is one adapter: every verb
+// goes through the same request, retry and error-mapping path below. cpprestsdk throws (http_exception for connection errors and
 // timeouts, task_canceled): everything is caught here and becomes a Status.
 //
 // TLS goes through http_client_config::set_ssl_context_callback, which cpprestsdk calls on
