@@ -21,6 +21,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
+{{/* The image: the controller's, and the one it gives the lanes' supervisor and autopilot pods. */}}
+{{- define "lanekeeper.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
 {{- define "lanekeeper.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "lanekeeper.fullname" .) .Values.serviceAccount.name -}}

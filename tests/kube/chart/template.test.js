@@ -45,7 +45,8 @@ test('default values: one controller watching the release namespace, locked down
   assert.deepEqual(c.readinessProbe.httpGet, { path: '/readyz', port: 'status' });
   assert.deepEqual(c.resources, { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } });
   assert.deepEqual(c.volumeMounts, [{ name: 'tmp', mountPath: '/tmp' }], 'a read-only root needs a scratch dir');
-  assert.deepEqual(c.env.map(e => e.name), ['POD_NAME', 'POD_NAMESPACE'], 'no default Redis unless asked for');
+  assert.deepEqual(c.env.map(e => e.name), ['POD_NAME', 'POD_NAMESPACE', 'LANEKEEPER_IMAGE'], 'no default Redis unless asked for');
+  assert.equal(c.env.find(e => e.name === 'LANEKEEPER_IMAGE').value, c.image, "the lanes' pods run the controller's image");
   const svc = find(objs, 'Service');
   assert.deepEqual(svc.spec.ports, [{ name: 'metrics', port: 8081, targetPort: 'status', protocol: 'TCP' }]);
   assert.deepEqual(svc.spec.selector, dep.spec.selector.matchLabels);
@@ -96,6 +97,7 @@ test('other values: image, resources, a default Redis from a Secret, a ServiceMo
   const dep = find(objs, 'Deployment');
   const c = dep.spec.template.spec.containers[0];
   assert.equal(c.image, 'registry.example/lanekeeper:1.2.3');
+  assert.equal(c.env.find(e => e.name === 'LANEKEEPER_IMAGE').value, 'registry.example/lanekeeper:1.2.3');
   assert.equal(c.resources.limits.memory, '1Gi');
   assert.deepEqual(c.env.find(e => e.name === 'LANEKEEPER_REDIS_URL').valueFrom, { secretKeyRef: { name: 'redis', key: 'url' } });
   assert.deepEqual(c.args.slice(4), ['--status-addr', '0.0.0.0:9090', '--log-format', 'text', '--log-level', 'debug']);
