@@ -7,6 +7,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('fs');
 const path = require('path');
+const yaml = require('js-yaml');
 const { CHART, helm, render, find } = require('./render');
 const { REPO } = require('../harness');
 
@@ -109,6 +110,18 @@ test('other values: image, resources, a default Redis from a Secret, a ServiceMo
   assert.equal(sm.metadata.labels.release, 'prom');
   assert.deepEqual(sm.spec.endpoints, [{ port: 'metrics', path: '/metrics', interval: '30s' }]);
   assert.deepEqual(sm.spec.selector.matchLabels, find(objs, 'Service').spec.selector);
+});
+
+test("NOTES.txt's example Lane is examples/kubernetes/hello.yaml, in the watched namespace", async () => {
+  const r = await helm(['install', 'lk', CHART, '--dry-run=client', '-n', 'team-a']);
+  assert.equal(r.code, 0, r.stderr);
+  const notes = r.stdout.slice(r.stdout.indexOf('NOTES:'));
+  const lane = notes.match(/<<'LANE'\n([\s\S]*?)\n\s*LANE\n/);
+  assert.ok(lane, notes);
+  assert.deepEqual(yaml.load(lane[1].replace(/^ {5}/gm, '')),
+    yaml.load(fs.readFileSync(path.join(REPO, 'examples', 'kubernetes', 'hello.yaml'), 'utf8')));
+  assert.match(notes, /kubectl -n team-a apply -f -/);
+  assert.match(notes, /kubectl lanekeeper doctor hello -n team-a/);
 });
 
 test('values the chart cannot use are refused, saying which', async () => {
