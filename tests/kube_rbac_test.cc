@@ -12,11 +12,14 @@
 //   transitions; with leader election, the coordination.k8s.io Lease in the controller's
 //   own namespace.
 // ControllerApiCalls() is that list as a table; it is the one place to change when the
-// controller starts or stops a call, together with rbac-verbs.yaml.
+// controller starts or stops a call, together with rbac-verbs.yaml and the RBAC table of
+// docs/kubernetes.md (compared with rbac-verbs.yaml here too).
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include <fstream>
 #include <map>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -124,6 +127,34 @@ TEST(KubeRbac, TheComparisonNamesAVerbTooManyAndAVerbMissing) {
                       "lanes lanekeeper.dev/lanes: granted but never called: delete",
                       "leaderElection coordination.k8s.io/leases: called but not granted: create",
                   }));
+}
+
+// docs/kubernetes.md's RBAC table ("| `lanes.lanekeeper.dev/status` | get, update, patch | why |"),
+// each row as "scope group/resource" (the leases row is leader election's) -> verbs.
+Grants FromDocsTable(const std::string& path) {
+  std::ifstream in(path);
+  EXPECT_TRUE(in) << "cannot read " << path;
+  Grants out;
+  const std::regex row(R"(\| `([a-z]+)(\.[a-z0-9.]+)?(/[a-z]+)?` \| ([a-z, ]+) \|.*)");
+  for (std::string line; std::getline(in, line);) {
+    std::smatch m;
+    if (!std::regex_match(line, m, row)) continue;
+    const std::string group = m[2].matched ? m[2].str().substr(1) : "";
+    const std::string scope = group == "coordination.k8s.io" ? "leaderElection" : "lanes";
+    auto& verbs = out[Key(scope, group, m[1].str() + m[3].str())];
+    std::istringstream words(std::regex_replace(m[4].str(), std::regex(","), " "));
+    for (std::string v; words >> v;) verbs.insert(v);
+  }
+  return out;
+}
+
+TEST(KubeRbac, DocsKubernetesMdShowsTheSameRules) {
+  std::vector<std::string> diff =
+      Differences(FromDocsTable(testing::SourceDir() + "/docs/kubernetes.md"), FromRbacVerbs(RbacVerbs()));
+  std::ostringstream all;
+  for (const auto& d : diff) all << "\n  " << d;
+  EXPECT_TRUE(diff.empty()) << "docs/kubernetes.md's RBAC table (\"granted\") and rbac-verbs.yaml (\"called\") differ:"
+                            << all.str();
 }
 
 }  // namespace lk::kube_rbac_test
