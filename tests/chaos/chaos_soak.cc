@@ -401,7 +401,17 @@ int Main(int argc, char** argv) {
   producer.Stop();
   const std::vector<int64_t> acked = producer.Acked();
   bool drained = Drain(url, record, p.drain);
-  auto doctor = testing::RunLanekeeper({"--redis", url, "--queue", kQueue, "doctor", "--json"});
+  // The lane settles first: a supervisor killed at the end is restarted (after its
+  // backoff) and takes over from its orphaned worker within a minute or so.
+  std::string doctor_problems;
+  testing::Eventually(
+      [&] {
+        doctor_problems = DoctorProblems(
+            testing::RunLanekeeper({"--redis", url, "--queue", kQueue, "doctor", "--json"}),
+            Count(driver, "kill-worker"));
+        return doctor_problems.empty();
+      },
+      seconds(90));
   const int64_t dead = Dead(url);
   const std::unordered_set<int64_t> queued = drained ? std::unordered_set<int64_t>{} : Queued(url);
   controller->Signal(SIGTERM);
@@ -414,7 +424,7 @@ int Main(int argc, char** argv) {
   out.verdict = Judge(ReadChaosRecord(record, &malformed), acked, driver.disruptions(), queued);
   out.malformed = malformed;
   out.drained = drained;
-  out.doctor_problems = DoctorProblems(doctor, Count(driver, "kill-worker"));
+  out.doctor_problems = doctor_problems;
   out.dead = dead;
   out.seconds = elapsed.count();
   out.submit_errors = producer.errors();
