@@ -52,6 +52,7 @@ constexpr std::pair<std::string_view, std::string_view> kLaneFieldHomes[] = {
     {"redis", "spec.redis"},
     {"url", "spec.redis.url"},
     {"urlFrom", "spec.redis.urlFrom"},
+    {"replicas", "spec.redis.replicas"},
     {"secretKeyRef", "spec.redis.urlFrom.secretKeyRef"},
     {"autopilot", "spec.autopilot"},
     {"mode", "spec.autopilot.mode"},
@@ -268,7 +269,7 @@ bool ValidSecretKey(std::string_view k) {
 // spec.redis: exactly one of url (files, laptops) and urlFrom.secretKeyRef (clusters: the
 // password stays in a Secret).
 void ParseRedis(YamlChecker& c, const YamlField& f, LaneSpec& lane) {
-  auto redis = c.Fields(f, {"url", "urlFrom"});
+  auto redis = c.Fields(f, {"url", "urlFrom", "replicas"});
   if (!redis) return;
   auto url = redis->find("url");
   auto from = redis->find("urlFrom");
@@ -282,6 +283,10 @@ void ParseRedis(YamlChecker& c, const YamlField& f, LaneSpec& lane) {
       c.Error(url->second, "bad Redis URL " + Quote(RedactUrlText(lane.redis_url)) + ": " + why +
                                " (expected " + std::string(kRedisUrlForms) + ")");
     }
+  }
+  if (auto it = redis->find("replicas"); it != redis->end()) {
+    int64_t n = 0;
+    if (c.Int(it->second, 0, kMaxRedisReplicas, n)) lane.redis_replicas = static_cast<int>(n);
   }
   if (from == redis->end()) return;
   auto ref_fields = c.Fields(from->second, {"secretKeyRef"});

@@ -8,6 +8,7 @@
 //   spec:
 //     queue: default
 //     redis: {url: redis://127.0.0.1:6379/0}    # or, in a cluster, from a Secret:
+//            # (replicas: N waits for N replicas on every write that matters)
 //            # {urlFrom: {secretKeyRef: {name: redis, key: url}}}
 //     autopilot: {mode: dispatch-only, repo: /srv/brain/knowledge, interval: 300s,
 //                 cycle: [{name: sync, command: [git, pull, --ff-only], timeout: 120s}]}
@@ -37,6 +38,8 @@
 
 namespace lk {
 
+// spec.redis.replicas at most (as `--redis-replicas`).
+inline constexpr int kMaxRedisReplicas = 16;
 inline constexpr std::string_view kLaneApiVersion = "lanekeeper.dev/v1alpha1";
 inline constexpr std::string_view kLaneKind = "Lane";
 
@@ -89,6 +92,10 @@ struct LaneSpec {
                           // (RedisEndpoint::Redacted)
   SecretKeyRef redis_url_from;  // spec.redis.urlFrom.secretKeyRef: the URL is in a Secret,
                                 // which only the Kubernetes backend can read
+  // spec.redis.replicas, 0..kMaxRedisReplicas: submissions, finishes and the owner lease
+  // wait (WAIT) for this many replicas, and fail when fewer acknowledge; 0: off
+  // (`--redis-replicas`, worker/job_queue.h QueueOptions::replicas).
+  int redis_replicas = 0;
 
   struct Autopilot {
     // A lane without an autopilot section has none; a section without a mode dispatches.
