@@ -132,8 +132,8 @@ std::vector<Row> Table() {
       Spec("a_field_from_a_cycle_file", "  autopilot: {repo: /r, steps: []}\n",
            {"5:25: spec.autopilot.steps: unknown field 'steps' (did you mean "
             "spec.autopilot.cycle?)"}),
-      Spec("an_unknown_field_lists_the_known_ones", "  replicas: 2\n",
-           {"5:3: spec.replicas: unknown field 'replicas' (expected queue, redis, autopilot, "
+      Spec("an_unknown_field_lists_the_known_ones", "  instances: 2\n",
+           {"5:3: spec.instances: unknown field 'instances' (expected queue, redis, autopilot, "
             "supervisor or handlers)"}),
       Spec("a_field_written_twice",
            "  queue: a\n"

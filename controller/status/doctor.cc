@@ -87,7 +87,6 @@ std::optional<DoctorCheck> CheckRegression(JobQueue& queue, const std::string& u
 DoctorCheck CheckRedis(JobQueue& queue) {
   RedisConnection& conn = queue.connection();
   const std::string url = conn.endpoint().Redacted();
-  if (auto regressed = CheckRegression(queue, url)) return *regressed;
   auto info = conn.Command({"INFO"});
   if (!info.ok()) return CannotRead("redis", "INFO", info.status());
   if (info->is_error()) return Check("redis", CheckLevel::kFail, "INFO refused: " + info->str);
@@ -103,6 +102,7 @@ DoctorCheck CheckRedis(JobQueue& queue) {
   if (Status s = CheckRedisVersion(version, url); !s.ok()) {
     return Check("redis", CheckLevel::kFail, s.message(), details);
   }
+  if (auto regressed = CheckRegression(queue, url)) return *regressed;
   // The RDB schedule is configuration, not state: only CONFIG GET says whether it is on.
   // Managed Redis services often refuse CONFIG; then AOF alone can vouch for durability.
   std::optional<bool> rdb;
