@@ -68,6 +68,7 @@ void AddAutopilotCommand(CLI::App& app, GlobalOptions& global, int& exit_code) {
       return;
     }
     o.redis_url = global.redis_url;
+    o.redis_replicas = global.redis_replicas;
     o.queue = global.queue;
     o.log_format = global.log_format;
     o.log_level = global.log_level;

@@ -19,6 +19,9 @@ struct GlobalOptions {
   std::string queue = "default";  // --queue
   std::string log_format = "text";  // --log-format text|json
   std::string log_level = "info";   // --log-level
+  // --redis-replicas: every submission, finish and owner lease waits until this many
+  // replicas have it (job_queue.h QueueOptions::replicas); 0 = off.
+  int redis_replicas = 0;
 };
 
 // jobs submit/get/list/stats/retry/cancel  (cmd/jobs_queue_commands.cc)

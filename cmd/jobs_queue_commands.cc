@@ -49,7 +49,9 @@ CLI::Validator WholeNumber(int min, int max) {
 }
 
 StatusOr<std::unique_ptr<JobQueue>> OpenQueue(const GlobalOptions& global) {
-  auto queue = OpenJobQueue(global.redis_url, global.queue);
+  QueueOptions options;
+  options.replicas = global.redis_replicas;
+  auto queue = OpenJobQueue(global.redis_url, global.queue, options);
   if (queue.ok()) {
     spdlog::debug("queue '{}' at {}", global.queue, (*queue)->connection().endpoint().Redacted());
   }

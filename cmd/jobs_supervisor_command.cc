@@ -181,6 +181,7 @@ void AddJobsSupervisorCommand(CLI::App& jobs, GlobalOptions& global, int& exit_c
       return;
     }
     o.redis_url = global.redis_url;
+    o.redis_replicas = global.redis_replicas;
     o.queue = global.queue;
     o.log_format = global.log_format;
     o.log_level = global.log_level;

@@ -2,11 +2,13 @@
 // runner's exit code back to main.
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <iostream>
 #include <memory>
 
 #include "cmd/commands.h"
+#include "controller/owner/leased_worker.h"
 #include "worker/duration.h"
 #include "worker/exit_codes.h"
 #include "worker/handler_config.h"
@@ -25,6 +27,8 @@ struct WorkFlags {
   int64_t keep_completed = QueueOptions{}.keep_completed;
   int64_t keep_dead = QueueOptions{}.keep_dead;
   std::string max_backoff = FormatDuration(QueueOptions{}.max_backoff);
+  bool standby = false;
+  std::string lease_ttl = FormatDuration(kDefaultOwnerTtl);
 };
 
 // Below this an --max-rss value is almost surely meant in GB (a worker's own heap is
@@ -32,9 +36,11 @@ struct WorkFlags {
 constexpr int64_t kMinMaxRssMb = 256;
 
 std::atomic<JobRunner*> g_running_worker{nullptr};
+std::atomic<LeasedWorker*> g_leased_worker{nullptr};
 
 extern "C" void RequestWorkerStop(int) {
   if (JobRunner* r = g_running_worker.load()) r->RequestStop();
+  if (LeasedWorker* w = g_leased_worker.load()) w->RequestStop();
 }
 
 // Validates flags into options; an error is one line for stderr.
@@ -53,7 +59,7 @@ StatusOr<JobRunnerOptions> BuildOptions(const WorkFlags& f, const GlobalOptions&
                                    " looks like a GB/MB mix-up: the value is in MB; use 0 to "
                                    "disable or at least " + std::to_string(kMinMaxRssMb));
   }
-  if (f.epoch < 0) return Status::InvalidArgument("--epoch must be 0 (unmanaged) or positive");
+  if (f.epoch < 0) return Status::InvalidArgument("--epoch must be 0 (own the queue) or positive");
   if (f.keep_completed < 0 || f.keep_dead < 0) {
     return Status::InvalidArgument("--keep-completed and --keep-dead must be 0 or more");
   }
@@ -75,6 +81,7 @@ StatusOr<JobRunnerOptions> BuildOptions(const WorkFlags& f, const GlobalOptions&
   o.queue_options.keep_completed = f.keep_completed;
   o.queue_options.keep_dead = f.keep_dead;
   o.queue_options.max_backoff = *max_backoff;
+  o.queue_options.replicas = global.redis_replicas;
   if (!f.handlers_file.empty()) {
     auto specs = LoadHandlerConfig(f.handlers_file);
     if (!specs.ok()) return specs.status();
@@ -83,24 +90,44 @@ StatusOr<JobRunnerOptions> BuildOptions(const WorkFlags& f, const GlobalOptions&
   return o;
 }
 
+// Without --epoch the worker owns the queue itself (controller/owner/leased_worker.h);
+// with one, its owner (a supervisor, an autopilot) holds the lease for it.
 int RunWorker(const WorkFlags& flags, const GlobalOptions& global) {
   auto options = BuildOptions(flags, global);
   if (!options.ok()) {
     std::cerr << "lanekeeper: " << options.status().message() << "\n";
     return kExitUsage;
   }
-  JobRunner runner(std::move(options).value());
-  g_running_worker.store(&runner);
+  auto ttl = ParseDuration(flags.lease_ttl);
+  if (!ttl.ok() || ttl->count() < 1'000) {
+    std::cerr << "lanekeeper: --lease-ttl must be a duration of at least 1s\n";
+    return kExitUsage;
+  }
+  std::unique_ptr<JobRunner> runner;
+  std::unique_ptr<LeasedWorker> leased;
+  if (options->epoch > 0) {
+    runner = std::make_unique<JobRunner>(std::move(options).value());
+    g_running_worker.store(runner.get());
+  } else {
+    LeasedWorkerOptions lo;
+    lo.runner = std::move(options).value();
+    lo.standby = flags.standby;
+    lo.lease_ttl = *ttl;
+    lo.renew_every = std::max(*ttl / 3, Millis(300));
+    leased = std::make_unique<LeasedWorker>(std::move(lo));
+    g_leased_worker.store(leased.get());
+  }
   struct sigaction sa = {}, old_term = {}, old_int = {};
   sa.sa_handler = RequestWorkerStop;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART;
   sigaction(SIGTERM, &sa, &old_term);
   sigaction(SIGINT, &sa, &old_int);
-  int code = runner.Run();
+  int code = runner ? runner->Run() : leased->Run();
   sigaction(SIGTERM, &old_term, nullptr);
   sigaction(SIGINT, &old_int, nullptr);
   g_running_worker.store(nullptr);
+  g_leased_worker.store(nullptr);
   return code;
 }
 
@@ -109,8 +136,10 @@ int RunWorker(const WorkFlags& flags, const GlobalOptions& global) {
 void AddJobsWorkCommand(CLI::App& jobs, GlobalOptions& global, int& exit_code) {
   auto flags = std::make_shared<WorkFlags>();
   CLI::App* work = jobs.add_subcommand(
-      "work", "Claim and run jobs from --queue, --concurrency at a time. Drains and exits 0 on "
-              "SIGTERM/SIGINT, 12 over --max-rss, 13 when fenced by a newer owner epoch.");
+      "work", "Claim and run jobs from --queue, --concurrency at a time. Without --epoch it "
+              "takes the queue's owner lease itself and exits 2 when another owner holds it "
+              "(see --standby). Drains and exits 0 on SIGTERM/SIGINT, 12 over --max-rss, 13 "
+              "when fenced by a newer owner epoch.");
   work->add_option("--concurrency", flags->concurrency, "Jobs running at once (>= 1)")->required();
   work->add_option("--max-rss", flags->max_rss_mb,
                    "RSS limit of the worker and its commands, in MB; 0 = off, else >= 256. Over "
@@ -120,7 +149,16 @@ void AddJobsWorkCommand(CLI::App& jobs, GlobalOptions& global, int& exit_code) {
                    "YAML file mapping job names to commands (handlers: NAME: {command: [...], "
                    "timeout, lease, maxAttempts}); noop, sleep and fail are built in");
   work->add_option("--epoch", flags->epoch,
-                   "Owner epoch to run under (set by the supervisor); 0 = unmanaged")
+                   "Owner epoch to run under (set by the supervisor or autopilot that owns the "
+                   "queue); 0 = this worker takes the queue's owner lease itself")
+      ->capture_default_str();
+  work->add_flag("--standby", flags->standby,
+                 "Without --epoch: when another owner holds the queue, wait and take over when "
+                 "its lease ends (default: exit 2 naming that owner)");
+  work->add_option("--lease-ttl", flags->lease_ttl,
+                   "Without --epoch: the owner lease's TTL (renewed every third of it); a "
+                   "killed worker's queue is free again after it")
+      ->type_name("DURATION")
       ->capture_default_str();
   work->add_option("--drain-timeout", flags->drain_timeout,
                    "How long running jobs get to finish when draining")

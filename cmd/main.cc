@@ -97,6 +97,11 @@ int main(int argc, char** argv) {
                  "Redis URL, redis://[:password@]host[:port][/db] or unix:///path.sock[?db=N] "
                  "(default: $LANEKEEPER_REDIS_URL, else redis://127.0.0.1:6379/0)");
   app.add_option("--queue", global.queue, "Queue name")->capture_default_str();
+  app.add_option("--redis-replicas", global.redis_replicas,
+                 "Synchronous replication: submissions, finishes and the owner lease wait "
+                 "(WAIT) until this many replicas have them and fail when fewer do; 0 = off")
+      ->check(CLI::Range(0, 16))
+      ->capture_default_str();
   app.add_option("--log-format", global.log_format, "Log format on stderr")
       ->check(CLI::IsMember(lk::cmd::LogFormats()))
       ->capture_default_str();

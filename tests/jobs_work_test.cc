@@ -99,7 +99,8 @@ class JobsWork : public ::testing::Test {
 TEST_F(JobsWork, AJobOfASigkilledWorkerIsReclaimedAfterItsLeaseAndCompletedByTheNextWorker) {
   std::string handlers = WriteHandlers("handlers:\n" + Recorded("slow"));
   std::string id = Submit("slow", "{}", 3, kMinLease);
-  auto first = StartWorker({"--concurrency", "1", "--max-rss", "0", "--handlers", handlers});
+  auto first = StartWorker({"--concurrency", "1", "--max-rss", "0", "--handlers", handlers,
+                            "--lease-ttl", "2s"});
   ASSERT_TRUE(Eventually([&] { return Runs().Started(id); }, kSlack)) << first->Stderr();
   // The machine loses the worker and the command it ran.
   const int64_t killed_ms = NowUnixMillis();
@@ -107,7 +108,9 @@ TEST_F(JobsWork, AJobOfASigkilledWorkerIsReclaimedAfterItsLeaseAndCompletedByThe
   ASSERT_TRUE(testing::SignalProcess(Runs().RunsOf(id)[0].pid, SIGKILL));
   ASSERT_TRUE(first->Wait(kSlack).has_value());
 
-  auto second = StartWorker({"--concurrency", "1", "--max-rss", "0", "--handlers", handlers});
+  // The killed worker's owner lease lasts its TTL: the next one waits for it (--standby).
+  auto second = StartWorker({"--concurrency", "1", "--max-rss", "0", "--handlers", handlers,
+                             "--standby"});
   ASSERT_TRUE(Eventually([&] { return Runs().RunsOf(id).size() == 2; }, kMinLease + kSlack))
       << second->Stderr();
   ReleaseJobs();

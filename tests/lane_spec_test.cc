@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "controller/reconcile/role_plan.h"
 #include "controller/spec/cycle_file.h"
 #include "support/child_process.h"
 #include "worker/redis_connection.h"
@@ -131,8 +132,8 @@ std::vector<Row> Table() {
       Spec("a_field_from_a_cycle_file", "  autopilot: {repo: /r, steps: []}\n",
            {"5:25: spec.autopilot.steps: unknown field 'steps' (did you mean "
             "spec.autopilot.cycle?)"}),
-      Spec("an_unknown_field_lists_the_known_ones", "  replicas: 2\n",
-           {"5:3: spec.replicas: unknown field 'replicas' (expected queue, redis, autopilot, "
+      Spec("an_unknown_field_lists_the_known_ones", "  instances: 2\n",
+           {"5:3: spec.instances: unknown field 'instances' (expected queue, redis, autopilot, "
             "supervisor or handlers)"}),
       Spec("a_field_written_twice",
            "  queue: a\n"
@@ -539,6 +540,32 @@ TEST(LaneSpecParse, ARedisUrlFromASecretIsInTheModelAndItsJson) {
                                 inline_url.SpecJson(), parse("{url: redis://db}").SpecJson()};
   EXPECT_EQ(json.size(), 5u) << "a change of Secret or key is a change of the spec";
   EXPECT_EQ(a.SpecJson(), parse("{urlFrom: {secretKeyRef: {key: url, name: redis}}}").SpecJson());
+}
+
+TEST(LaneSpecParse, RedisReplicasReachTheRolesAsTheirGlobalFlag) {
+  std::vector<LaneSpec> lanes;
+  ASSERT_EQ(Parse(std::string(kHeader) + "  redis: {url: redis://db, replicas: 2}\n"
+                                         "  autopilot: {repo: /r}\n",
+                  &lanes),
+            std::vector<std::string>{});
+  ASSERT_EQ(lanes.size(), 1u);
+  EXPECT_EQ(lanes[0].redis_replicas, 2);
+  RolePlan plan = PlanRoles(lanes[0]);
+  for (const PlannedRole& role : plan.roles) {
+    ASSERT_GE(role.args.size(), 4u);
+    EXPECT_EQ(std::vector<std::string>(role.args.begin(), role.args.begin() + 4),
+              (std::vector<std::string>{"--queue", "default", "--redis-replicas", "2"}))
+        << role.name;
+  }
+  LaneSpec none;
+  ASSERT_EQ(Parse(std::string(kHeader) + "  redis: {url: redis://db}\n", &lanes),
+            std::vector<std::string>{});
+  none = lanes.back();
+  EXPECT_EQ(none.SpecJson().find("replicas"), std::string::npos)
+      << "a lane without it keeps the spec JSON it had";
+  EXPECT_NE(Parse(std::string(kHeader) + "  redis: {url: redis://db, replicas: 17}\n").at(0).find(
+                "spec.redis.replicas"),
+            std::string::npos);
 }
 
 TEST(LaneSpecParse, MegabytesInEveryForm) {

@@ -272,6 +272,7 @@ StatusOr<std::vector<EnqueueResult>> JobQueue::EnqueueBatch(const std::vector<Jo
     args.push_back(std::to_string(spec.delay.count()));
     args.push_back(spec.idempotency_key);
   }
+  args.push_back(std::to_string(highest_id_seen_));
   auto reply = conn_->RunScript(scripts().enqueue,
                                 {prefix_, prefix_ + "seq", prefix_ + "waiting",
                                  prefix_ + "delayed", prefix_ + "idem",
@@ -294,8 +295,20 @@ StatusOr<std::vector<EnqueueResult>> JobQueue::EnqueueBatch(const std::vector<Jo
     results[index - 1].created = false;
   }
   long long next = e[0].AsInt();
+  if (next > 0) {
+    const std::string ids = std::to_string(next) +
+                            (specs.size() > 1 ? "..." + std::to_string(next + specs.size() - 1) : "");
+    if (Status s = WaitForReplicas(*conn_, options_.replicas, options_.replica_timeout,
+                                   "job " + ids + " submitted");
+        !s.ok()) {
+      return s;
+    }
+  }
   for (EnqueueResult& r : results) {
-    if (r.created) r.id = std::to_string(next++);
+    if (r.created) {
+      highest_id_seen_ = std::max<int64_t>(highest_id_seen_, next);
+      r.id = std::to_string(next++);
+    }
   }
   return results;
 }
@@ -308,7 +321,8 @@ std::vector<std::string> JobQueue::ClaimKeys() const {
 }
 
 std::vector<std::string> JobQueue::ClaimArgs(int max, int64_t epoch) const {
-  return {std::to_string(max), std::to_string(epoch), std::to_string(kMaxStalls)};
+  return {std::to_string(max), std::to_string(epoch), std::to_string(kMaxStalls),
+          std::to_string(highest_id_seen_)};
 }
 
 StatusOr<ClaimResult> JobQueue::ParseClaim(RedisReply&& reply) {
@@ -321,6 +335,7 @@ StatusOr<ClaimResult> JobQueue::ParseClaim(RedisReply&& reply) {
     case 0: result.outcome = ClaimResult::Outcome::kClaimed; break;
     case 1: result.outcome = ClaimResult::Outcome::kStaleEpoch; break;
     case 2: result.outcome = ClaimResult::Outcome::kOwned; break;
+    case 3: result.outcome = ClaimResult::Outcome::kRegressed; break;
     default: return UnexpectedReply("claim_batch", reply);
   }
   result.current_epoch = e[1].AsInt();
@@ -354,7 +369,15 @@ StatusOr<ClaimResult> JobQueue::ClaimBatch(int max, int64_t epoch) {
   if (epoch < 0) return Status::InvalidArgument("epoch must not be negative");
   auto reply = conn_->RunScript(scripts().claim_batch, ClaimKeys(), ClaimArgs(max, epoch));
   if (!reply.ok()) return reply.status();
-  return ParseClaim(std::move(reply).value());
+  auto claim = ParseClaim(std::move(reply).value());
+  if (claim.ok()) SawJobs(*claim);
+  return claim;
+}
+
+void JobQueue::SawJobs(const ClaimResult& claim) {
+  for (const ClaimedJob& job : claim.jobs) {
+    highest_id_seen_ = std::max(highest_id_seen_, ToInt(job.id));
+  }
 }
 
 // Successes first, three arguments each (the hot path), then failures; ParseFinish puts
@@ -412,7 +435,39 @@ StatusOr<FinishResult> JobQueue::ParseFinish(const RedisReply& reply,
 StatusOr<FinishResult> JobQueue::FinishBatch(const std::vector<JobOutcome>& outcomes) {
   auto reply = conn_->RunScript(scripts().finish_batch, FinishKeys(prefix_), FinishArgs(outcomes));
   if (!reply.ok()) return reply.status();
+  if (Status s = WaitForFinish(outcomes); !s.ok()) return s;
   return ParseFinish(*reply, outcomes);
+}
+
+Status JobQueue::WaitForFinish(const std::vector<JobOutcome>& outcomes) {
+  if (options_.replicas == 0 || outcomes.empty()) return Status::OK();
+  return WaitForReplicas(*conn_, options_.replicas, options_.replica_timeout,
+                         "the outcome of job " + outcomes.front().id +
+                             (outcomes.size() > 1 ? " and " + std::to_string(outcomes.size() - 1) +
+                                                        " more"
+                                                  : std::string()));
+}
+
+Status WaitForReplicas(RedisConnection& conn, int replicas, Millis timeout,
+                       const std::string& what) {
+  if (replicas <= 0) return Status::OK();
+  // WAIT blocks up to its timeout: the read must outlast it.
+  const Millis previous = conn.read_timeout();
+  if (previous.count() > 0 && previous < timeout + kBlockingSlack) {
+    conn.SetReadTimeout(timeout + kBlockingSlack);
+  }
+  auto reply = conn.Command({"WAIT", std::to_string(replicas), std::to_string(timeout.count())});
+  conn.SetReadTimeout(previous);
+  if (!reply.ok()) return reply.status();
+  if (reply->is_error()) return UnexpectedReply("WAIT", *reply);
+  if (reply->integer >= replicas) return Status::OK();
+  return Status::Unavailable(
+      "only " + std::to_string(reply->integer) + " of " + std::to_string(replicas) +
+      " replicas (--redis-replicas, spec.redis.replicas) acknowledged " + what + " within " +
+      FormatDuration(timeout) + " at " + conn.endpoint().Redacted() +
+      ": it is on the primary only, and a failover now could lose it; check that the "
+      "replicas are connected and keep up (INFO replication: connected_slaves, their lag), "
+      "or lower the replica count");
 }
 
 StatusOr<std::pair<FinishResult, ClaimResult>> JobQueue::FinishAndClaim(
@@ -439,9 +494,13 @@ StatusOr<std::pair<FinishResult, ClaimResult>> JobQueue::FinishAndClaim(
   StatusOr<FinishResult> finished =
       finish.ok() ? ParseFinish(*finish, outcomes) : finish.status();
   StatusOr<ClaimResult> claimed = claim.ok() ? ParseClaim(std::move(claim).value()) : claim.status();
+  if (claimed.ok()) SawJobs(*claimed);
+  if (finished.ok() && claimed.ok()) {
+    if (Status s = WaitForFinish(outcomes); !s.ok()) finished = s;
+  }
   if (!finished.ok()) {
-    // The claim went through although the outcomes did not: give its jobs back now rather
-    // than let them wait out their leases and count as stalls.
+    // The claim went through although the outcomes did not (or are on the primary only):
+    // give its jobs back now rather than let them wait out their leases and count as stalls.
     if (claimed.ok() && !claimed->jobs.empty()) {
       std::vector<std::pair<std::string, std::string>> id_tokens;
       for (const ClaimedJob& job : claimed->jobs) id_tokens.emplace_back(job.id, job.token);
@@ -571,6 +630,17 @@ StatusOr<QueueStats> JobQueue::Stats() {
   stats.oldest_waiting_age_ms = e[6].AsInt();
   stats.current_epoch = e[7].AsInt();
   return stats;
+}
+
+StatusOr<std::optional<RedisRegression>> JobQueue::Regression() {
+  auto reply = conn_->Command(
+      {"HMGET", prefix_ + "regressed", "at_ms", "epoch", "found_epoch", "by", "what"});
+  if (!reply.ok()) return reply.status();
+  if (!reply->is_array() || reply->elements.size() != 5) return UnexpectedReply("HMGET", *reply);
+  const auto& e = reply->elements;
+  if (e[0].is_nil()) return std::optional<RedisRegression>();
+  return std::optional<RedisRegression>(
+      RedisRegression{e[0].AsInt(), e[1].AsInt(), e[2].AsInt(), e[3].str, e[4].str});
 }
 
 Status JobQueue::Retry(const std::string& id) {

@@ -126,6 +126,11 @@ struct ClaimResult {
     kClaimed,     // jobs holds 0..max jobs
     kStaleEpoch,  // the epoch given is no longer the owner's: this worker is fenced
     kOwned,       // an unfenced claim (epoch 0) while an owner holds the queue
+    // Redis lost writes this worker had seen: the queue's epoch was below the worker's, or
+    // its job id sequence below an id the worker had claimed. The fence is raised past
+    // both histories (current_epoch is the raised one) until an owner takes a new epoch;
+    // this worker is fenced like a stale one.
+    kRegressed,
   };
   Outcome outcome = Outcome::kClaimed;
   std::vector<ClaimedJob> jobs;
@@ -180,6 +185,30 @@ struct QueueOptions {
   // The longest wait before a retry (FinishBatch), for jobs that set none: 2^(n-1) s grows
   // past any useful wait; a long cap retries a broken dependency less often.
   Millis max_backoff{3'600'000};
+  // Synchronous replication (`--redis-replicas N`, spec.redis.replicas): every submission
+  // and every finish waits (WAIT) until this many replicas have it, up to replica_timeout,
+  // and fails (Unavailable, naming N, how many acknowledged and what to check) when fewer
+  // do — the write is then on the primary only. 0: off; the primary's acknowledgement is
+  // all, and a failover may lose the last writes it acknowledged. Costs a round trip to
+  // the replicas per call (not per job).
+  int replicas = 0;
+  Millis replica_timeout{2'000};
+};
+
+// WAIT replicas timeout on conn after a write; what names the write ("job 42 submitted")
+// in the error when fewer than replicas acknowledge it. OK at once when replicas is 0.
+Status WaitForReplicas(RedisConnection& conn, int replicas, Millis timeout,
+                       const std::string& what);
+
+// The record that Redis lost acknowledged writes of a queue, left for a day by whichever
+// role noticed first (a claim, a submission, an owner's lease): its epoch or job id
+// sequence was found below what that role had already seen.
+struct RedisRegression {
+  int64_t at_ms = 0;
+  int64_t lost_epoch = 0;   // the highest epoch seen before the loss
+  int64_t found_epoch = 0;  // the epoch Redis held when it was noticed
+  std::string by;           // who noticed: a holder, "a worker", "a submitter"
+  std::string what;         // "the owner epoch was 1, below 2 already used"
 };
 
 struct QueueStats {
@@ -199,7 +228,10 @@ class JobQueue {
   static std::string KeyPrefix(const std::string& queue);
 
   // Validates spec (name non-empty, priority and attempts in range; clamps the lease) and
-  // stores the job waiting or delayed. With an idempotency key already held (by an
+  // stores the job waiting or delayed. Ids never repeat, even across a Redis that lost
+  // writes: every call passes the highest id this JobQueue has seen (submitted or
+  // claimed), and a sequence found below it is put back above it (and recorded,
+  // RedisRegression). With an idempotency key already held (by an
   // unfinished job, or one that completed within the key's window, even if the job itself
   // was trimmed since), returns that job's id with created = false.
   StatusOr<EnqueueResult> Enqueue(const JobSpec& spec);
@@ -238,6 +270,11 @@ class JobQueue {
   // finished ones newest first.
   StatusOr<std::vector<Job>> List(JobState state, int limit);
   StatusOr<QueueStats> Stats();
+  // The record of a Redis that lost this queue's writes, if one was made within a day.
+  StatusOr<std::optional<RedisRegression>> Regression();
+  // The highest job id this JobQueue has submitted or claimed: the floor of the id
+  // sequence it passes to Redis (0 before any).
+  int64_t highest_id_seen() const { return highest_id_seen_; }
 
   // dead -> waiting with attempts reset. FailedPrecondition when the job is not dead.
   Status Retry(const std::string& id);
@@ -268,8 +305,11 @@ class JobQueue {
 
   std::unique_ptr<RedisConnection> conn_;
   std::string queue_;
+  void SawJobs(const ClaimResult& claim);
+  Status WaitForFinish(const std::vector<JobOutcome>& outcomes);
   std::string prefix_;
   QueueOptions options_;
+  int64_t highest_id_seen_ = 0;
 };
 
 // Connects to url, checks that Redis is recent enough (CheckRedisVersion) and that the

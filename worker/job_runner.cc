@@ -440,6 +440,15 @@ void JobRunner::Impl::HandleClaim(ClaimResult claim, int want, SteadyClock::time
 // A claim was refused (the dispatcher's, the pump's or the tick's): drain, once.
 void JobRunner::Impl::Fenced(const ClaimResult& claim) {
   if (phase_ == Phase::kDraining) return;
+  if (claim.outcome == ClaimResult::Outcome::kRegressed) {
+    spdlog::error("Redis at {} lost acknowledged writes of queue {} (failover to a stale replica, "
+                  "or a restart without persistence): its epoch or job ids went below what "
+                  "this worker (epoch {}) had seen; the fence is raised to epoch {} until an "
+                  "owner takes a new epoch", redis_redacted_, options_.queue, options_.epoch,
+                  claim.current_epoch);
+    BeginDrain(kExitFenced, "fenced: Redis lost writes");
+    return;
+  }
   spdlog::error("queue {} is owned by epoch {}; this worker (epoch {}) is fenced", options_.queue,
                 claim.current_epoch, options_.epoch);
   BeginDrain(kExitFenced, "fenced by a newer owner epoch");

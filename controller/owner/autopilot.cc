@@ -67,9 +67,12 @@ class Autopilot {
     if (!stop_.Install()) return kExitFailure;
     auto conn = ConnectUntilStopped(*ep, stop_);
     if (!conn) return kExitOk;  // stopped by a signal while Redis was down
-    queue_ = std::make_unique<JobQueue>(std::move(conn), o_.queue);
+    QueueOptions queue_options;
+    queue_options.replicas = o_.redis_replicas;
+    queue_ = std::make_unique<JobQueue>(std::move(conn), o_.queue, queue_options);
     lease_ = std::make_unique<OwnerLease>(queue_->connection(), o_.queue, OwnerRole::kAutopilot,
                                           holder_, o_.concurrency, o_.max_rss_mb, o_.lease_ttl);
+    lease_->RequireReplicas(o_.redis_replicas, queue_options.replica_timeout);
     events_ = std::make_unique<LifecycleEvents>(queue_->connection(), o_.queue, "autopilot",
                                                 holder_);
     if (!o_.no_worker) worker_ = std::make_unique<OwnedWorker>(WorkerOptions(), *lease_, *events_);
@@ -117,12 +120,14 @@ class Autopilot {
 
   void React(const OwnedWorkerPass& pass, Clock::TimePoint now) {
     if (!pass.redis.ok()) RedisTrouble(pass.redis, now);
-    if (pass.acquired) {
-      yielded_to_.clear();
-      Publish(now);
-    }
+    // Lost and taken again in one pass: Redis lost writes and the lease was taken under a
+    // new epoch (owned_worker.h); the news is that we own it.
     if (pass.lost) {
       Emit("dispatch_only", {{"reason", "lease lost"}});
+      Publish(now);
+    }
+    if (pass.acquired) {
+      yielded_to_.clear();
       Publish(now);
     }
     if (pass.held_by && yielded_to_ != pass.held_by->holder) {

@@ -46,6 +46,8 @@ struct AutopilotOptions {
   std::string worker_binary;   // empty: this executable
   std::string log_format = "text";
   std::string log_level = "info";
+  // Its dispatches, its lease and its worker wait for this many replicas (WAIT); 0: off.
+  int redis_replicas = 0;
   const Clock* clock = nullptr;       // nullptr: SystemClock()
   ProcessSpawner* spawner = nullptr;  // nullptr: PosixProcessSpawner()
 };

@@ -23,7 +23,8 @@ Status LifecycleEvents::Emit(const std::string& type,
   for (const auto& [k, v] : fields) details += " " + k + "=" + v;
   bool bad = type == "crash" || type == "degraded" || type == "rss_restart_loop" ||
              type == "lease_lost";
-  spdlog::log(bad ? spdlog::level::warn : spdlog::level::info, "event {} queue={} role={}{}", type,
+  const bool fail = type == "redis_regressed";
+  spdlog::log(fail ? spdlog::level::err : bad ? spdlog::level::warn : spdlog::level::info, "event {} queue={} role={}{}", type,
               queue_, role_, details);
   std::vector<std::string> argv = {"XADD", StreamKey(queue_), "MAXLEN", "~",
                                    std::to_string(kEventStreamMaxLen), "*",

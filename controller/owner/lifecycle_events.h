@@ -3,7 +3,8 @@
 //
 // Owns: writing and reading that stream. Event types: started, standby, lease_acquired,
 // lease_lost, worker_started, worker_exited, crash, rss_restart, rss_restart_loop,
-// wedge_restart, degraded, recovered, stopped (and autopilot's own). Writes are best effort:
+// wedge_restart, degraded, recovered, stopped, redis_regressed (Redis lost writes: logged as
+// an error) (and autopilot's own). Writes are best effort:
 // an event that cannot reach Redis is still logged. Not thread-safe.
 #pragma once
 

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "controller/owner/lease_news.h"
 #include "worker/exit_codes.h"
 
 namespace lk {
@@ -65,6 +66,7 @@ OwnedWorkerPass OwnedWorker::Tend(bool take_lease) {
 void OwnedWorker::TryAcquire(Clock::TimePoint now, OwnedWorkerPass& pass) {
   next_acquire_ = now + o_.acquire_every;
   auto r = lease_.TryAcquire();
+  ReportLeaseNews(lease_, events_, o_.queue);
   if (!r.ok()) {
     pass.redis = r.status();
     return;
@@ -82,6 +84,7 @@ void OwnedWorker::TryAcquire(Clock::TimePoint now, OwnedWorkerPass& pass) {
 
 void OwnedWorker::Renew(Clock::TimePoint now, OwnedWorkerPass& pass) {
   auto r = lease_.Renew();
+  auto regression = ReportLeaseNews(lease_, events_, o_.queue);
   if (!r.ok()) {
     // Keep the worker: if Redis stays away past the TTL, a new owner's epoch fences it.
     pass.redis = r.status();
@@ -90,6 +93,16 @@ void OwnedWorker::Renew(Clock::TimePoint now, OwnedWorkerPass& pass) {
   }
   next_renew_ = now + o_.lease_renew_every;
   if (*r) return;
+  if (regression) {
+    // Our epoch's history is gone, and the fence is raised past it: take a new epoch now,
+    // while our worker drains (it is fenced already), so that the queue has an owner
+    // again before anyone else's worker could claim; a new worker of ours starts once the
+    // old one has exited.
+    pass.lost = true;
+    BeginDrain("Redis lost writes");
+    TryAcquire(now, pass);
+    return;
+  }
   spdlog::warn("lost the owner lease of queue {} (epoch {} is no longer current)", o_.queue,
                lease_.epoch());
   Emit("lease_lost", {{"epoch", std::to_string(lease_.epoch())}});
@@ -110,6 +123,10 @@ void OwnedWorker::StartWorker(Clock::TimePoint now, OwnedWorkerPass& pass) {
   if (!o_.handlers_file.empty()) {
     argv.push_back("--handlers");
     argv.push_back(o_.handlers_file);
+  }
+  if (o_.redis_replicas > 0) {
+    argv.push_back("--redis-replicas");
+    argv.push_back(std::to_string(o_.redis_replicas));
   }
   // The URL in the environment, not on the command line: ps shows argv (and so a
   // password) to every user.

@@ -11,7 +11,10 @@
 //            again at once), fenced (exit 13: check the lease, then start again), crash
 //            (start again after RestartBackoff: 1 s doubling to 60 s, +-10 %, reset by
 //            5 minutes of healthy running)
-// Events: lease_acquired, lease_lost, worker_started, worker_exited, crash.
+// Events: lease_acquired, lease_lost, worker_started, worker_exited, crash, and those of
+// owner/lease_news.h; on redis_regressed (Redis lost writes, owner_lease.h) the
+// worker drains (it is fenced already) and the lease is taken again at once under a new
+// epoch, before any other worker could claim.
 //
 // Tend() runs one pass and returns what happened, for what the owner adds on top: the
 // supervisor's RSS and wedge watchdogs and degraded rule, the autopilot's dispatch. The
@@ -52,6 +55,7 @@ struct OwnedWorkerOptions {
   std::string worker_binary;  // empty: this executable
   std::string log_format = "text";
   std::string log_level = "info";
+  int redis_replicas = 0;  // passed to the worker as --redis-replicas
   RestartBackoff::Options restart;  // the defaults above
   // Called on a crash with the backoff's delay; returns the delay to use (the supervisor
   // holds a degraded lane at the maximum). Empty: the backoff's.
@@ -75,6 +79,7 @@ OwnedWorkerOptions OwnedWorkerOptionsOf(const OwnerOptions& o, Millis acquire_ev
   w.worker_binary = o.worker_binary;
   w.log_format = o.log_format;
   w.log_level = o.log_level;
+  w.redis_replicas = o.redis_replicas;
   w.clock = o.clock;
   w.spawner = o.spawner;
   return w;

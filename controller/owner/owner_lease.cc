@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
+
 #include "controller/owner/lua_scripts.h"
 #include "worker/job_queue.h"
 
@@ -24,11 +27,19 @@ const LuaScript& ReleaseScript() {
 
 std::string OwnerKey(const std::string& queue) { return JobQueue::KeyPrefix(queue) + "owner"; }
 std::string EpochKey(const std::string& queue) { return JobQueue::KeyPrefix(queue) + "epoch"; }
+std::string RegressedKey(const std::string& queue) {
+  return JobQueue::KeyPrefix(queue) + "regressed";
+}
 
 }  // namespace
 
 const char* OwnerRoleName(OwnerRole r) {
-  return r == OwnerRole::kSupervisor ? "supervisor" : "autopilot";
+  switch (r) {
+    case OwnerRole::kSupervisor: return "supervisor";
+    case OwnerRole::kAutopilot: return "autopilot";
+    case OwnerRole::kWorker: return "worker";
+  }
+  return "unknown";
 }
 
 std::string ThisHolder() {
@@ -68,20 +79,79 @@ OwnerLease::OwnerLease(RedisConnection& conn, std::string queue, OwnerRole role,
       max_rss_mb_(max_rss_mb),
       ttl_(ttl) {}
 
+// Why the replication id, and what it is compared with: epochs and job ids catch a Redis
+// that lost writes only when the writes lost moved them, and only once a process that saw
+// them calls. INFO replication says more: master_replid names the history a server's data
+// belongs to, and it changes on every failover and on every restart (Redis 7 gives a
+// restarted primary a new id even when AOF or RDB brought back all its data), so a change
+// alone proves nothing lost and, on every restart, would cry wolf. What is compared:
+//   - replid2 (the id a promoted replica inherited) == the id we knew: a failover, and
+//     second_repl_offset (how far the replica had copied that history, + 1) says whether
+//     it had everything up to master_repl_offset as we last read it: if not, writes we saw
+//     acknowledged are gone — a regression, and the renewal raises the fence;
+//   - any other new id: a restart or another server; the epoch and id floors decide
+//     (acquire_owner.lua, renew_owner.lua, claim_batch.lua), so a restart that kept its
+//     data is quiet and one that lost it is caught.
+// run_id is not compared: it changes on every restart as replid does, and says nothing of
+// the data. A Redis that refuses INFO (managed services may) is left to the floors.
+StatusOr<bool> OwnerLease::CheckReplication() {
+  auto info = conn_.Command({"INFO", "replication"});
+  if (!info.ok()) return info.status();
+  if (info->is_error()) return false;
+  Replication now;
+  auto field = [&](const std::string& key) {
+    const std::string tag = "\n" + key + ":";
+    const std::string text = "\n" + info->str;
+    auto at = text.find(tag);
+    if (at == std::string::npos) return std::string();
+    at += tag.size();
+    return text.substr(at, text.find_first_of("\r\n", at) - at);
+  };
+  now.replid = field("master_replid");
+  now.replid2 = field("master_replid2");
+  now.offset = std::atoll(field("master_repl_offset").c_str());
+  now.second_offset = field("second_repl_offset").empty()
+                          ? -1 : std::atoll(field("second_repl_offset").c_str());
+  bool behind = false;
+  if (!replication_.replid.empty() && !now.replid.empty() && now.replid != replication_.replid) {
+    HistoryChange change{replication_, now};
+    change.promoted_replica = now.replid2 == replication_.replid;
+    change.behind = change.promoted_replica && now.second_offset <= replication_.offset;
+    behind = change.behind;
+    history_change_ = change;
+  }
+  if (!now.replid.empty()) replication_ = now;
+  return behind;
+}
+
 StatusOr<OwnerLease::AcquireResult> OwnerLease::TryAcquire() {
-  auto r = conn_.RunScript(AcquireScript(), {OwnerKey(queue_), EpochKey(queue_)},
+  if (auto r = CheckReplication(); !r.ok()) return r.status();
+  auto r = conn_.RunScript(AcquireScript(),
+                           {OwnerKey(queue_), EpochKey(queue_), RegressedKey(queue_)},
                            {std::to_string(ttl_.count()), OwnerRoleName(role_), holder_,
-                            std::to_string(concurrency_), std::to_string(max_rss_mb_)});
+                            std::to_string(concurrency_), std::to_string(max_rss_mb_),
+                            std::to_string(highest_seen_)});
   if (!r.ok()) return r.status();
   AcquireResult out;
   const auto& e = r->elements;
-  if (e.size() >= 2 && e[0].AsInt() == 1) {
+  if (e.size() >= 4 && e[0].AsInt() == 1) {
+    if (e[2].AsInt() == 1) regression_ = Regression{highest_seen_, e[3].AsInt()};
     held_ = true;
     epoch_ = e[1].AsInt();
+    highest_seen_ = std::max(highest_seen_, epoch_);
     since_ms_ = NowUnixMillis();
     out.acquired = true;
     out.owner = {OwnerRoleName(role_), holder_, epoch_, since_ms_, concurrency_, max_rss_mb_,
                  ttl_.count()};
+    if (Status s = WaitForReplicas(conn_, replicas_, replica_timeout_,
+                                   "the owner lease of queue " + queue_ + " (epoch " +
+                                       std::to_string(epoch_) + ")");
+        !s.ok()) {
+      // Not ours until the replicas have it: a failover could hand the queue to a second
+      // owner under the same epoch. Given back, and tried again by the caller.
+      (void)Release();
+      return s;
+    }
     return out;
   }
   if (e.size() < 6) return Status::Internal("unexpected reply from acquire_owner");
@@ -91,16 +161,30 @@ StatusOr<OwnerLease::AcquireResult> OwnerLease::TryAcquire() {
   out.owner.epoch = e[3].AsInt();
   out.owner.since_ms = e[4].AsInt();
   out.owner.ttl_ms = e[5].AsInt();
+  highest_seen_ = std::max(highest_seen_, out.owner.epoch);
   return out;
 }
 
 StatusOr<bool> OwnerLease::Renew() {
   if (!held_) return false;
-  auto r = conn_.RunScript(RenewScript(), {OwnerKey(queue_), EpochKey(queue_)},
+  const Replication known = replication_;
+  auto behind = CheckReplication();
+  if (!behind.ok()) return behind.status();
+  std::string what;
+  if (*behind) {
+    what = "a failover to a replica that had copied up to offset " +
+           std::to_string(replication_.second_offset - 1) + " of the " +
+           std::to_string(known.offset) + " this owner saw (replication id " + known.replid +
+           " -> " + replication_.replid + ")";
+  }
+  auto r = conn_.RunScript(RenewScript(),
+                           {OwnerKey(queue_), EpochKey(queue_), RegressedKey(queue_)},
                            {std::to_string(ttl_.count()), holder_, std::to_string(epoch_),
                             OwnerRoleName(role_), std::to_string(concurrency_),
-                            std::to_string(max_rss_mb_), std::to_string(since_ms_)});
+                            std::to_string(max_rss_mb_), std::to_string(since_ms_),
+                            *behind ? "1" : "0", what});
   if (!r.ok()) return r.status();
+  if (r->AsInt() == -1) regression_ = Regression{epoch_, 0};
   held_ = r->AsInt() == 1;
   return held_;
 }

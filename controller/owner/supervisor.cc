@@ -66,6 +66,7 @@ class Supervisor {
     queue_ = std::make_unique<JobQueue>(std::move(conn), o_.queue);
     lease_ = std::make_unique<OwnerLease>(conn_(), o_.queue, OwnerRole::kSupervisor, holder_,
                                           o_.concurrency, o_.max_rss_mb, o_.lease_ttl);
+    lease_->RequireReplicas(o_.redis_replicas, QueueOptions{}.replica_timeout);
     events_ = std::make_unique<LifecycleEvents>(conn_(), o_.queue, "supervisor", holder_);
     worker_ = std::make_unique<OwnedWorker>(WorkerOptions(), *lease_, *events_);
     started_ms_ = clock_.WallMs();

@@ -42,6 +42,7 @@ struct SupervisorOptions {
   std::string worker_binary;  // empty: this executable
   std::string log_format = "text";
   std::string log_level = "info";
+  int redis_replicas = 0;  // the lease and the worker wait for this many replicas (WAIT)
   const Clock* clock = nullptr;       // nullptr: SystemClock()
   ProcessSpawner* spawner = nullptr;  // nullptr: PosixProcessSpawner()
 };

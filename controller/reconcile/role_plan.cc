@@ -34,6 +34,12 @@ const PlannedRole* RolePlan::Find(std::string_view name) const {
   return nullptr;
 }
 
+// spec.redis.replicas as the global flag, before the subcommand; nothing when 0, so a lane
+// without it keeps the command lines (and the hashes) it had.
+void AddRedisReplicasFlag(const LaneSpec& s, std::vector<std::string>& args) {
+  if (s.redis_replicas > 0) args.insert(args.end(), {"--redis-replicas", std::to_string(s.redis_replicas)});
+}
+
 RolePlan PlanRoles(const LaneSpec& s) {
   RolePlan plan;
   plan.queue = s.queue;
@@ -46,7 +52,9 @@ RolePlan PlanRoles(const LaneSpec& s) {
     PlannedRole r;
     r.kind = RoleKind::kSupervisor;
     r.name = "supervisor";
-    r.args = {"--queue", s.queue, "jobs", "supervisor"};
+    r.args = {"--queue", s.queue};
+    AddRedisReplicasFlag(s, r.args);
+    r.args.insert(r.args.end(), {"jobs", "supervisor"});
     AddWorkerFlags(s.supervisor.worker, r.args);
     r.args.insert(r.args.end(), {"--max-crashes", std::to_string(s.supervisor.max_crashes)});
     r.files = handlers;
@@ -60,8 +68,10 @@ RolePlan PlanRoles(const LaneSpec& s) {
     PlannedRole r;
     r.kind = RoleKind::kAutopilot;
     r.name = "autopilot";
-    r.args = {"--queue", s.queue, "autopilot", "--repo", s.autopilot.repo, "--interval",
-              Ms(s.autopilot.interval)};
+    r.args = {"--queue", s.queue};
+    AddRedisReplicasFlag(s, r.args);
+    r.args.insert(r.args.end(), {"autopilot", "--repo", s.autopilot.repo, "--interval",
+                                 Ms(s.autopilot.interval)});
     if (!s.autopilot.cycle.empty()) {
       r.files.push_back({"--cycle", "cycle.yaml", RenderCycleFile(s.autopilot.cycle)});
     }

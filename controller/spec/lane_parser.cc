@@ -60,6 +60,7 @@ constexpr std::pair<std::string_view, std::string_view> kLaneFieldHomes[] = {
     {"url", "spec.redis.url"},
     {"urlFrom", "spec.redis.urlFrom"},
     {"passwordFile", "spec.redis.passwordFile"},
+    {"replicas", "spec.redis.replicas"},
     {"secretKeyRef", "spec.redis.urlFrom.secretKeyRef"},
     {"autopilot", "spec.autopilot"},
     {"mode", "spec.autopilot.mode"},
@@ -276,7 +277,7 @@ bool ValidSecretKey(std::string_view k) {
 // spec.redis: exactly one of url (files, laptops) and urlFrom.secretKeyRef (clusters: the
 // password stays in a Secret).
 void ParseRedis(YamlChecker& c, const YamlField& f, LaneSpec& lane) {
-  auto redis = c.Fields(f, {"url", "urlFrom", "passwordFile"});
+  auto redis = c.Fields(f, {"url", "urlFrom", "passwordFile", "replicas"});
   if (!redis) return;
   auto url = redis->find("url");
   auto from = redis->find("urlFrom");
@@ -303,6 +304,10 @@ void ParseRedis(YamlChecker& c, const YamlField& f, LaneSpec& lane) {
     if (lane.redis_password_file.empty() || lane.redis_password_file.front() != '/') {
       c.Error(pw->second, "must be an absolute path, got " + Quote(lane.redis_password_file));
     }
+  }
+  if (auto it = redis->find("replicas"); it != redis->end()) {
+    int64_t n = 0;
+    if (c.Int(it->second, 0, kMaxRedisReplicas, n)) lane.redis_replicas = static_cast<int>(n);
   }
   if (from == redis->end()) return;
   auto ref_fields = c.Fields(from->second, {"secretKeyRef"});

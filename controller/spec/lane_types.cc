@@ -70,6 +70,8 @@ std::string LaneSpec::SpecJson() const {
         {"worker", worker(supervisor.worker)},
         {"max_crashes", supervisor.max_crashes}}},
       {"handlers", handler_map}};
+  // Only when set: a lane written before the field compares equal to itself after it.
+  if (redis_replicas > 0) j["redis_replicas"] = redis_replicas;
   // A LaneSpec built by hand may hold bytes that are not UTF-8 (the parser rejects them);
   // replacing them keeps this from throwing.
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

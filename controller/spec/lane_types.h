@@ -8,6 +8,7 @@
 //   spec:
 //     queue: default
 //     redis: {url: redis://127.0.0.1:6379/0}    # or, in a cluster, from a Secret:
+//            # (replicas: N waits for N replicas on every write that matters)
 //            # {urlFrom: {secretKeyRef: {name: redis, key: url}}}
 //            # or with the password in a file: {url: ..., passwordFile: /etc/lk/redis.pw}
 //     autopilot: {mode: dispatch-only, repo: /srv/brain/knowledge, interval: 300s,
@@ -38,6 +39,8 @@
 
 namespace lk {
 
+// spec.redis.replicas at most (as `--redis-replicas`).
+inline constexpr int kMaxRedisReplicas = 16;
 inline constexpr std::string_view kLaneApiVersion = "lanekeeper.dev/v1alpha1";
 inline constexpr std::string_view kLaneKind = "Lane";
 
@@ -94,6 +97,10 @@ struct LaneSpec {
   // (spec/redis_password.h). LoadLaneSpecs reads it into redis_url; files only.
   std::string redis_password_file;
   SpecMark redis_password_file_mark;
+  // spec.redis.replicas, 0..kMaxRedisReplicas: submissions, finishes and the owner lease
+  // wait (WAIT) for this many replicas, and fail when fewer acknowledge; 0: off
+  // (`--redis-replicas`, worker/job_queue.h QueueOptions::replicas).
+  int redis_replicas = 0;
 
   struct Autopilot {
     // A lane without an autopilot section has none; a section without a mode dispatches.

@@ -247,6 +247,7 @@ std::string LaneToJson(const LaneSpec& l) {
     nlohmann::json ref{{"name", l.redis_url_from.name}, {"key", l.redis_url_from.key}};
     spec["redis"]["urlFrom"]["secretKeyRef"] = ref;
   }
+  if (l.redis_replicas > 0) spec["redis"]["replicas"] = l.redis_replicas;
   auto worker = [](nlohmann::json& j, const WorkerSettings& w) {
     j["concurrency"] = w.concurrency;
     j["maxRSS"] = SizeText(w.max_rss_mb);

@@ -65,7 +65,27 @@ StatusOr<int64_t> CountByScore(RedisConnection& conn, const std::string& key,
 
 // --- redis ---------------------------------------------------------------------------
 
-DoctorCheck CheckRedis(RedisConnection& conn) {
+// Redis lost writes of this queue within a day (job_queue.h RedisRegression): the epoch
+// or the job id sequence was found below what a role had already seen.
+std::optional<DoctorCheck> CheckRegression(JobQueue& queue, const std::string& url) {
+  auto regression = queue.Regression();
+  if (!regression.ok()) return CannotRead("redis", "the regression record", regression.status());
+  if (!*regression) return std::nullopt;
+  const RedisRegression& r = **regression;
+  return Check("redis", CheckLevel::kFail,
+               "Redis at " + url + " lost acknowledged writes (failover to a stale replica, or "
+               "a restart without persistence): " + r.what + ", noticed by " + r.by + " " +
+               FormatAge(NowUnixMillis() - r.at_ms) + " ago; the fence was raised and no "
+               "epoch or job id is reused, but jobs submitted or finished just before may be "
+               "lost or run again — check Redis persistence (appendonly yes) and failover "
+               "settings (spec.redis.replicas); this clears 24h after it was noticed",
+               {{"url", url}, {"lost_epoch", std::to_string(r.lost_epoch)},
+                {"found_epoch", std::to_string(r.found_epoch)},
+                {"regressed_at_ms", std::to_string(r.at_ms)}});
+}
+
+DoctorCheck CheckRedis(JobQueue& queue) {
+  RedisConnection& conn = queue.connection();
   const std::string url = conn.endpoint().Redacted();
   auto info = conn.Command({"INFO"});
   if (!info.ok()) return CannotRead("redis", "INFO", info.status());
@@ -82,6 +102,7 @@ DoctorCheck CheckRedis(RedisConnection& conn) {
   if (Status s = CheckRedisVersion(version, url); !s.ok()) {
     return Check("redis", CheckLevel::kFail, s.message(), details);
   }
+  if (auto regressed = CheckRegression(queue, url)) return *regressed;
   // The RDB schedule is configuration, not state: only CONFIG GET says whether it is on.
   // Managed Redis services often refuse CONFIG; then AOF alone can vouch for durability.
   std::optional<bool> rdb;
@@ -179,8 +200,10 @@ DoctorCheck CheckWorkerOwner(const Lane& lane) {
                  std::to_string(workers.size()) + " live workers serve queue " + q + ": " +
                      Join(names, ", ") +
                      (fenced ? "; only the current epoch's may claim — stop the stale one"
-                             : "; unmanaged workers are not fenced, so each claims — stop all "
-                               "but one and run it under `jobs supervisor`"),
+                             : "; unmanaged workers are not fenced, so each claims — only "
+                               "`jobs work` of a lanekeeper older than the worker's own owner "
+                               "lease runs so: upgrade, stop all but one and run it under "
+                               "`jobs supervisor`"),
                  details);
   }
 
@@ -205,6 +228,14 @@ DoctorCheck CheckWorkerOwner(const Lane& lane) {
     std::string owned = "owned by " + owner->role + " " + owner->holder + " (epoch " +
                         std::to_string(owner->epoch) + ", up " +
                         FormatAge(lane.now_ms - owner->since_ms) + ")";
+    if (owner->role == OwnerRoleName(OwnerRole::kWorker)) {
+      if (current) details["worker_pid"] = std::to_string(current->pid);
+      return Check(name, CheckLevel::kWarn,
+                   "queue " + q + " is " + owned + ", a `jobs work` started by hand: it is "
+                   "fenced, but nobody restarts it or watches its memory; for production run "
+                   "`jobs supervisor` instead",
+                   details);
+    }
     // A new owner starts its worker within a second or two; past that grace, an owner
     // without a live worker is restarting it (see the supervisor check) or stuck.
     bool settled = lane.now_ms - owner->since_ms > 3 * lane.worker_live_within.count();
@@ -227,7 +258,9 @@ DoctorCheck CheckWorkerOwner(const Lane& lane) {
     if (w.epoch == 0) {
       return Check(name, CheckLevel::kWarn,
                    "queue " + q + " is served by an unmanaged worker " + w.id +
-                       " (no owner lease); run it under `jobs supervisor`",
+                       " (no owner lease): only `jobs work` of a lanekeeper older than the "
+                       "worker's own owner lease runs so; upgrade it, or run it under "
+                       "`jobs supervisor`",
                    details);
     }
     if (w.epoch == current_epoch) {
@@ -268,6 +301,11 @@ DoctorCheck CheckSupervisor(const Lane& lane) {
       return Check(name, CheckLevel::kInfo,
                    "not running; queue " + q +
                        " is owned by autopilot's child worker (see worker_owner)");
+    }
+    if (owner && owner->role == OwnerRoleName(OwnerRole::kWorker)) {
+      return Check(name, CheckLevel::kInfo,
+                   "not running; queue " + q +
+                       " is owned by a `jobs work` started by hand (see worker_owner)");
     }
     return Check(name, CheckLevel::kFail, "supervisor not running");
   }
@@ -323,8 +361,11 @@ DoctorCheck CheckSupervisor(const Lane& lane) {
       return Check(name, CheckLevel::kWarn,
                    base + " state=standby: queue " + q + " is owned by " + owner->role + " " +
                        owner->holder + " (epoch " + std::to_string(owner->epoch) +
-                       "), so the supervisor waits; stop that owner (an autopilot: restart it "
-                       "with --no-worker) and the supervisor takes over",
+                       "), so the supervisor waits; stop that owner" +
+                       (owner->role == OwnerRoleName(OwnerRole::kWorker)
+                            ? " (a `jobs work` started by hand)"
+                            : " (an autopilot: restart it with --no-worker)") +
+                       " and the supervisor takes over",
                    details);
     }
     return Check(name, CheckLevel::kWarn,
@@ -538,7 +579,7 @@ std::string DoctorReport::ToJson() const {
 
 DoctorReport RunDoctor(JobQueue& queue, const DoctorOptions& options) {
   DoctorReport report{queue.name(), {}};
-  report.checks.push_back(CheckRedis(queue.connection()));
+  report.checks.push_back(CheckRedis(queue));
   Lane lane = ReadLane(queue, options);
   report.checks.push_back(CheckWorkerOwner(lane));
   report.checks.push_back(CheckSupervisor(lane));

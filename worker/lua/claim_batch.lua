@@ -5,12 +5,17 @@
 --         .. id: see prelude.lua)
 -- KEYS[2] waiting  KEYS[3] delayed  KEYS[4] active  KEYS[5] dead  KEYS[6] cancelled
 -- KEYS[7] idem     KEYS[8] idem_expiry  KEYS[9] epoch  KEYS[10] owner  KEYS[11] claimseq
--- ARGV    max, epoch (0 = an unmanaged worker), max_stalls
+-- ARGV    max, epoch (0 = an unmanaged worker), max_stalls, seq_floor (the highest job id
+--         this worker has seen; 0 when none)
 -- Returns {outcome, current_epoch, next_due_in_ms, then 6 per job: token, name, payload,
 -- max_attempts, lease_ms, timeout_ms}; the token "<attempt>:<started_ms>:<claimseq>.<id>"
 -- carries the job's id and attempt. outcome 0 = claimed, 1 = stale epoch, 2 = owned
--- (an epoch-0 claim while an owner lease exists); only 0 claims.
+-- (an epoch-0 claim while an owner lease exists), 3 = regressed (the queue's epoch is below
+-- this worker's: Redis lost writes; the fence is raised, current_epoch is the raised one);
+-- only 0 claims.
 --
+--   epoch > GET epoch                   -> regressed: raise_fence (prelude.lua), claim nothing
+--   seq_floor > GET seq                 -> restore_seq (prelude.lua), then go on
 --   epoch > 0 and epoch ~= GET epoch   -> stale: claim nothing
 --   epoch == 0 and EXISTS owner        -> owned: claim nothing
 --   due delayed jobs -> waiting; expired leases -> waiting or dead   (bounded, as reap.lua)
@@ -37,7 +42,19 @@
 local prefix, waiting, delayed, active, dead, cancelled, idem, idem_expiry, epoch_key, owner,
       claimseq = unpack(KEYS)
 local max, epoch, max_stalls = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local seq_floor = tonumber(ARGV[4]) or 0
 local current = tonumber(call('GET', epoch_key) or '0')
+-- Epochs and ids only grow: either below what this worker saw means Redis lost writes
+-- (why-block in acquire_owner.lua). The id sequence is put back at once; an epoch below
+-- ours means the worker whose epoch is current here may be of an older history, so the
+-- fence is raised past both and this worker claims nothing. The GET of seq costs one
+-- command per call, not per job.
+local raised = epoch > current and raise_fence(prefix, now_ms(), epoch, current, 'a worker')
+if seq_floor > 0 then
+  local issued = tonumber(call('GET', prefix .. 'seq') or '0')
+  if issued < seq_floor then restore_seq(prefix, now_ms(), issued, seq_floor, 'a worker') end
+end
+if raised then return {3, raised, -1} end
 if epoch > 0 and epoch ~= current then return {1, current, -1} end
 if epoch == 0 and call('EXISTS', owner) == 1 then return {2, current, -1} end
 

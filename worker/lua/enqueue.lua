@@ -7,7 +7,8 @@
 -- ARGV[1] n, ARGV[2] the key window (ms) of jobs that set none, ARGV[3] e; then e triples
 --         for the jobs with settings of their own: index, key window ms, max backoff ms
 --         (0 = not set); then 8 per job: name, payload, priority, max_attempts, lease_ms,
---         timeout_ms, delay_ms, idempotency key ('' = none)
+--         timeout_ms, delay_ms, idempotency key ('' = none); last, seq_floor: the highest
+--         job id the caller has seen (0 when none)
 -- Returns {first, then 2 per job that already existed: index, id}. The jobs created get the
 -- ids first, first + 1, ... in input order (first is 0 when none was); a job listed by
 -- index was not created because another job holds its idempotency key: that job's id.
@@ -15,6 +16,8 @@
 --
 --   for each job with a key: key_holder(key) names a job -> answer that job (a resubmit
 --     after a lost reply must not run the work twice; see prelude.lua for when it holds)
+--   seq < seq_floor -> Redis lost writes: restore_seq (prelude.lua) puts seq back to
+--                      seq_floor, so no id the caller saw is issued again
 --   last = INCRBY seq <new jobs>                 -- one call, ids in submission order
 --   HSET job:<id> ...; ZADD waiting | delayed    -- one ZADD per set for the whole batch
 --   HSET idem key id; ZADD idem_expiry now + window key     -- per job with a key
@@ -58,6 +61,12 @@ for i = 1, n do
     end
   end
   if not held[i] then fresh = fresh + 1 end
+end
+
+local seq_floor = tonumber(argv[o + n * 8 + 1]) or 0
+if seq_floor > 0 then
+  local issued = tonumber(call('GET', seq) or '0')
+  if issued < seq_floor then restore_seq(prefix, now, issued, seq_floor, 'a submitter') end
 end
 
 local id = 0

@@ -117,6 +117,46 @@ local function end_cancelled_claim(q, id)
   release_key(q, call('HGET', job, 'idem'), id)
 end
 
+-- Redis lost acknowledged writes: this call found the queue's epoch or its job id sequence
+-- below what the caller had already seen (a failover to a replica that had not seen them,
+-- a restart without persistence, a restore from an older snapshot). The record,
+-- prefix..'regressed', is kept for a day after the last notice; doctor and /status report
+-- it, and renew_owner.lua reads its epoch (the highest seen before the loss). One loss is
+-- one incident: the first notice's text stays, later ones only raise the epoch.
+local function record_regression(prefix, now, seen_epoch, found_epoch, by, what)
+  local record = prefix .. 'regressed'
+  local lost = math.max(seen_epoch, tonumber(call('HGET', record, 'epoch') or '0'))
+  if call('EXISTS', record) == 0 then
+    call('HSET', record, 'found_epoch', fmt('%d', found_epoch), 'at_ms', fmt('%d', now),
+         'by', by, 'what', what)
+  end
+  call('HSET', record, 'epoch', fmt('%d', lost))
+  call('PEXPIRE', record, 86400000)
+end
+
+-- The id sequence below seq_floor, an id already issued: put it back, so no id is issued
+-- twice. Fencing is untouched: the epoch, checked separately, says whether a worker of an
+-- older history could claim.
+local function restore_seq(prefix, now, issued, seq_floor, by)
+  record_regression(prefix, now, 0, tonumber(call('GET', prefix .. 'epoch') or '0'), by,
+                    fmt('the job id sequence was at %d, below job %d already issued',
+                        issued, seq_floor))
+  call('SET', prefix .. 'seq', fmt('%d', seq_floor))
+end
+
+-- The epoch below seen_epoch, one already handed out: whichever worker holds the epoch
+-- found may be of the lost history. Raises the epoch past both and drops the owner
+-- record, so that no worker of either history passes the fence until an owner takes a new
+-- epoch (acquire_owner.lua). Returns the raised epoch.
+local function raise_fence(prefix, now, seen_epoch, found, by)
+  record_regression(prefix, now, seen_epoch, found, by,
+                    fmt('the owner epoch was %d, below %d already used', found, seen_epoch))
+  local raised = math.max(found, seen_epoch) + 1
+  call('SET', prefix .. 'epoch', fmt('%d', raised))
+  call('DEL', prefix .. 'owner')
+  return raised
+end
+
 -- Delayed jobs that are due go back to waiting at their place (bounded by limit).
 local function promote_due(q, limit)
   local ids = call('ZRANGEBYSCORE', q.delayed, '-inf', q.now, 'LIMIT', 0, limit)
