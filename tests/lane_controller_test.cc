@@ -182,8 +182,10 @@ class LaneControllerTest : public ::testing::Test {
     EXPECT_EQ(testing::FirstSecondWorker(records_->Events(), rule), "");
     if (!sampler_) return;
     sampler_->Stop();
-    EXPECT_GT(sampler_->samples(), 50);
-    EXPECT_GT(sampler_->samples_seeing_any(), 0) << "the sampler never saw a worker";
+    // How many samples fit depends on how fast the lane converges (a few hundred ms now):
+    // what matters is that it sampled while a worker ran.
+    EXPECT_GT(sampler_->samples_seeing_any(), 0)
+        << "the sampler never saw a worker in " << sampler_->samples() << " samples";
     EXPECT_LE(sampler_->most(), 1u) << "two workers on one queue at a sampled moment:\n"
                                     << sampler_->Describe();
   }

@@ -613,6 +613,18 @@ StatusOr<bool> JobQueue::WaitForWork(Millis timeout) {
   return reply->is_array();
 }
 
+Status JobQueue::Wake() {
+  const std::string wake = prefix_ + "wake";
+  // As enqueue.lua does: one element at most, whoever pops it first is woken.
+  for (const auto& cmd : {std::vector<std::string>{"LPUSH", wake, "1"},
+                          std::vector<std::string>{"LTRIM", wake, "0", "0"}}) {
+    auto reply = conn_->Command(cmd);
+    if (!reply.ok()) return reply.status();
+    if (reply->is_error()) return UnexpectedReply(cmd[0], *reply);
+  }
+  return Status::OK();
+}
+
 Status CheckRedisVersion(std::string_view version, const std::string& where) {
   int major = 0, minor = 0;
   const char* end = version.data() + version.size();

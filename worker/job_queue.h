@@ -250,6 +250,9 @@ class JobQueue {
   // Blocks in Redis (BRPOP on the queue's wake-up list) until a submission arrives or
   // timeout passes. Returns true when woken by a submission.
   StatusOr<bool> WaitForWork(Millis timeout);
+  // Wakes whoever waits in WaitForWork now (as a submission does): a stopping worker's own
+  // waker returns at once instead of at its timeout. A spare wake-up costs one empty claim.
+  Status Wake();
 
  private:
   std::vector<std::string> ClaimKeys() const;

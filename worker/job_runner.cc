@@ -169,6 +169,7 @@ class JobRunner::Impl {
   bool stop_pending_ = false;
   bool exiting_ = false;
   bool waker_armed_ = false;
+  bool waker_waiting_ = false;  // the waker is in WaitForWork (BRPOP) right now
   bool waker_exit_ = false;
   Millis waker_timeout_{1'000};
   int64_t succeeded_ = 0;
@@ -684,12 +685,17 @@ void JobRunner::Impl::RetryRedis() {
 }
 
 void JobRunner::Impl::ShutDownThreads() {
+  bool waker_blocked;
   {
     std::lock_guard lk(mu_);
     exiting_ = true;
     waker_exit_ = true;
     pump_exit_ = true;
+    waker_blocked = waker_waiting_;
   }
+  // A waker blocked in BRPOP would hold the exit up to its timeout (a heartbeat): wake it.
+  // The queue has one owner's worker, so the only waiter woken is ours.
+  if (waker_blocked && redis_ok_) (void)queue_->Wake();
   cv_exec_.notify_all();
   cv_waker_.notify_all();
   cv_pump_.notify_all();
@@ -875,6 +881,7 @@ void JobRunner::Impl::WakerLoop() {
     cv_waker_.wait(lk, [&] { return waker_armed_ || waker_exit_; });
     if (waker_exit_) return;
     Millis timeout = waker_timeout_;
+    waker_waiting_ = true;
     lk.unlock();
     Status status;
     if (!wait_queue) {
@@ -889,6 +896,7 @@ void JobRunner::Impl::WakerLoop() {
       }
     }
     lk.lock();
+    waker_waiting_ = false;
     if (!status.ok()) {
       // The dispatcher reports outages; here we only avoid hammering a dead server.
       cv_waker_.wait_for(lk, backoff, [&] { return waker_exit_; });

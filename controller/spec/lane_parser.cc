@@ -1,3 +1,9 @@
+// The Lane spec reader, in one file on purpose (about 600 lines): it reads one document
+// top to bottom (the value rules first, then one Parse function per section in the order a
+// spec lists them: redis, worker, autopilot, supervisor, metadata), and every error it
+// reports names the file, line and field through one YamlChecker. The limits at the top
+// are the ones crds/lane.yaml and docs/lanes.md state; LaneSpecSchema.* compares them.
+
 #include "controller/spec/lane_parser.h"
 
 #include <yaml-cpp/yaml.h>
