@@ -264,7 +264,8 @@ TEST_F(ReconcilerTest, TheBackendIsToldWhichSecretALanesRedisUrlComesFrom) {
   LaneSpec inline_url = Spec("other", "  queue: q2\n  redis: {url: 'redis://10.0.0.5:6379/1'}\n");
   source_.Set(inline_url);
   Reconcile("other");
-  EXPECT_TRUE(backend_.records[{"", "other"}].redis_url_from.empty());
+  const LaneKey other{"", "other"};
+  EXPECT_TRUE(backend_.records[other].redis_url_from.empty());
 }
 
 TEST_F(ReconcilerTest, AnEditStopsTheOldRoleAndStartsTheNewOneOnlyOnceItIsGone) {
