@@ -181,6 +181,12 @@ int RunKubeController(LaneControllerOptions o, const std::string& status_addr, c
     o.leadership_fd = leadership_fd;
   }
 
+  // A watch of the backend's that fails (the API server unreachable, RBAC) is retried with
+  // backoff; say so (the source's failures are its Errors(), which the controller logs).
+  kube::InformerOptions informer;
+  informer.on_failure = [](const Status& s, Millis retry_in) {
+    spdlog::warn("controller: watch failed: {} (retrying in {} ms)", s.message(), retry_in.count());
+  };
   KubeLaneSourceOptions so;
   so.client = client->get();
   so.ns = ns;
@@ -190,6 +196,7 @@ int RunKubeController(LaneControllerOptions o, const std::string& status_addr, c
 
   KubeRoleBackendOptions bo;
   bo.client = client->get();
+  bo.informer = informer;
   bo.ns = ns;
   bo.pod.image = image;
   bo.pod.image_pull_policy = f.image_pull_policy;

@@ -347,6 +347,7 @@ StatusOr<DoctorReport> KubeDoctor(const GlobalOptions& global, const DoctorFlags
   if (auto listed = (*client)->List(kube::ResourceRef{"", "v1", "pods", key.ns}, lo); listed.ok()) {
     for (const auto& p : listed->items) pods.push_back(p["metadata"].value("name", ""));
   }
+  report.checks.push_back(LaneStatusCheck(*lane, key));
   for (auto& check : report.checks) {
     std::string holder = check.details.count("owner") ? check.details["owner"]
                          : check.details.count("holder") ? check.details["holder"] : "";
@@ -355,7 +356,6 @@ StatusOr<DoctorReport> KubeDoctor(const GlobalOptions& global, const DoctorFlags
     if (!pod.empty()) check.details["pod"] = pod;
     check.message = NamePods(check.message, pods);
   }
-  report.checks.push_back(LaneStatusCheck(*lane, key));
   return report;
 }
 
