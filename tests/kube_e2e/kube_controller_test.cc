@@ -47,7 +47,7 @@ TEST_F(KubeE2E, TheExampleBecomesADeploymentAndAConfigMapAndKubectlGetLanesShows
   EXPECT_NE(args.find("\"supervisor\""), std::string::npos) << args;
   EXPECT_NE(args.find("--concurrency"), std::string::npos) << args;
   EXPECT_EQ(c["env"][0]["name"], "LANEKEEPER_REDIS_URL");
-  EXPECT_EQ(c["env"][0]["valueFrom"]["secretKeyRef"]["name"], "hello-redis")
+  EXPECT_EQ(c["env"][0]["valueFrom"]["secretKeyRef"]["name"], "redis")
       << "the URL comes from the Secret, never inline: " << c["env"].dump();
   EXPECT_EQ(c["env"].dump().find(redis_->url()), std::string::npos);
   EXPECT_TRUE(c.contains("livenessProbe"));

@@ -30,6 +30,8 @@ void KubeE2E::SetUp() {
   const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
   queue_ = "k" + std::to_string(getpid()) + "-" + test.substr(0, 24);
   KubectlOk({"apply", "-f", testing::SourceDir() + "/crds/lane.yaml"});
+  // The Secret examples/kubernetes/hello.yaml names, as docs/kubernetes.md creates it.
+  KubectlOk({"create", "secret", "generic", "redis", "--from-literal=url=" + redis_->url()});
   auto q = OpenJobQueue(redis_->url(), queue_);
   ASSERT_TRUE(q.ok()) << q.status().message();
   records_queue_ = std::move(q).value();
@@ -85,7 +87,6 @@ std::string KubeE2E::ExampleText(const std::vector<std::pair<std::string, std::s
     EXPECT_NE(at, std::string::npos) << "examples/kubernetes/hello.yaml has no '" << from << "'";
     if (at != std::string::npos) text.replace(at, from.size(), to);
   };
-  replace("redis://redis.default.svc:6379/0", redis_->url());
   replace("queue: hello", "queue: " + queue_);
   for (const auto& [from, to] : edits) replace(from, to);
   return text;

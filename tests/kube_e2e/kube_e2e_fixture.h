@@ -2,9 +2,9 @@
 // the fake API server of tests/kube with its fake kubelet (which runs the lanes' pods as
 // real lanekeeper processes), the Lane CRD applied with the real kubectl, and the real
 // controller binary started against it. Lanes are applied as a user applies them: the
-// example examples/kubernetes/hello.yaml through kubectl, with its Secret's Redis URL made
-// the test's redis and its queue made this test's own (so that workers are told apart
-// from other tests' by their argv).
+// Secret `redis` with the test's Redis URL, then examples/kubernetes/hello.yaml through
+// kubectl, its queue made this test's own (so that workers are told apart from other
+// tests' by their argv).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -40,7 +40,7 @@ class KubeE2E : public ::testing::Test {
   // `kubectl get ARGS -o json`, parsed; null when it fails (NotFound).
   Json Get(std::vector<std::string> args);
 
-  // examples/kubernetes/hello.yaml with this test's Redis URL and queue, and each
+  // examples/kubernetes/hello.yaml with this test's queue, and each
   // {from, to} of edits replaced in it.
   std::string ExampleText(const std::vector<std::pair<std::string, std::string>>& edits = {});
   void ApplyExample(const std::vector<std::pair<std::string, std::string>>& edits = {});
