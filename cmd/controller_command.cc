@@ -1,4 +1,5 @@
-// `lanekeeper controller --specs DIR [--status-addr 127.0.0.1:8081] [--state-dir D]`:
+// `lanekeeper controller --specs DIR [--status-addr 127.0.0.1:8081] [--state-dir D]`
+// [--auth-token-file FILE] [--insecure]:
 // the LaneController (controller/lane_controller.h) with the status server beside it
 // (controller/status/status_server.h). Flags to options, nothing more.
 //
@@ -53,14 +54,14 @@ struct KubeFlags {
 
 struct ControllerFlags {
   LaneControllerOptions options;
-  std::string status_addr = "127.0.0.1:8081";
+  StatusFlags status;
   std::string rescan = "15s";
   KubeFlags kube;
 };
 
 // The controller with its status server; after_init runs once the controller has blocked
 // the signals it reads and read its source (leader election starts there).
-int RunControllerWith(LaneControllerOptions options, const std::string& status_addr,
+int RunControllerWith(LaneControllerOptions options, const StatusFlags& status,
                       const std::function<void(const std::string& url)>& on_listening,
                       const std::function<void()>& after_init) {
   ControllerStateStore store;
@@ -74,7 +75,7 @@ int RunControllerWith(LaneControllerOptions options, const std::string& status_a
   if (after_init) after_init();
   LaneObserver observer;
   std::unique_ptr<StatusServer> server;
-  if (status_addr != "off") {
+  if (status.addr != "off") {
     // cpprestsdk's default pool is 40 threads; a status server for people and Prometheus
     // needs a few. Must run before anything uses the pool.
     try {
@@ -84,7 +85,16 @@ int RunControllerWith(LaneControllerOptions options, const std::string& status_a
       // client's): keep that pool.
     }
     StatusServerOptions so;
-    so.addr = status_addr;
+    so.addr = status.addr;
+    so.insecure = status.insecure;
+    if (!status.auth_token_file.empty()) {
+      auto token = ReadAuthTokenFile(status.auth_token_file);
+      if (!token.ok()) {
+        std::cerr << "lanekeeper: " << token.status().message() << "\n";
+        return kExitUsage;
+      }
+      so.auth_token = *token;
+    }
     auto started = StatusServer::Start(so, store, observer);
     if (!started.ok()) {
       std::cerr << "lanekeeper: " << started.status().message() << "\n";
@@ -98,7 +108,7 @@ int RunControllerWith(LaneControllerOptions options, const std::string& status_a
   return rc;
 }
 
-int RunKubeController(LaneControllerOptions o, const std::string& status_addr, const KubeFlags& f) {
+int RunKubeController(LaneControllerOptions o, const StatusFlags& status, const KubeFlags& f) {
   Millis resync, lease, renew, retry;
   if (!ParseDurationFlag("--resync", f.resync, resync) ||
       !ParseDurationFlag("--leader-elect-lease-duration", f.lease_duration, lease) ||
@@ -214,7 +224,7 @@ int RunKubeController(LaneControllerOptions o, const std::string& status_addr, c
   spdlog::info("controller: --kube on {} ({}), lanes in {}, leader election {}", (*client)->server(),
                config->origin, ns.empty() ? "every namespace" : "namespace " + ns,
                f.leader_elect ? "on (Lease " + lease_ns + "/lanekeeper-controller)" : "off");
-  int rc = RunControllerWith(o, status_addr, nullptr, [&] {
+  int rc = RunControllerWith(o, status, nullptr, [&] {
     if (elector) elector->Start();
   });
   if (elector) elector->Stop();  // hands the Lease over at once, not after its duration
@@ -224,9 +234,9 @@ int RunKubeController(LaneControllerOptions o, const std::string& status_addr, c
 
 }  // namespace
 
-int RunController(LaneControllerOptions options, const std::string& status_addr,
+int RunController(LaneControllerOptions options, const StatusFlags& status,
                   const std::function<void(const std::string& url)>& on_listening) {
-  return RunControllerWith(std::move(options), status_addr, on_listening, nullptr);
+  return RunControllerWith(std::move(options), status, on_listening, nullptr);
 }
 
 void AddControllerCommand(CLI::App& app, GlobalOptions& global, int& exit_code) {
@@ -245,10 +255,7 @@ void AddControllerCommand(CLI::App& app, GlobalOptions& global, int& exit_code) 
   cmd->add_option("--state-dir", o.state_dir,
                   "Where the controller keeps its roles' pids, handlers and cycle files")
       ->capture_default_str();
-  cmd->add_option("--status-addr", f->status_addr,
-                  "HOST:PORT of the status server (/healthz /readyz /status /doctor /metrics /), "
-                  "or off")
-      ->capture_default_str();
+  AddStatusFlags(cmd, f->status);
   cmd->add_option("--rescan", f->rescan, "Re-read the specs and reconcile every lane this often, besides inotify and process exits")
       ->capture_default_str();
   cmd->add_flag("--leave-running", o.leave_running,
@@ -292,7 +299,7 @@ void AddControllerCommand(CLI::App& app, GlobalOptions& global, int& exit_code) 
     o.log_format = global.log_format;
     o.log_level = global.log_level;
     if (f->kube.kube) {
-      exit_code = RunKubeController(o, f->status_addr, f->kube);
+      exit_code = RunKubeController(o, f->status, f->kube);
       return;
     }
     auto rescan = ParseDuration(f->rescan);
@@ -304,7 +311,7 @@ void AddControllerCommand(CLI::App& app, GlobalOptions& global, int& exit_code) 
     }
     o.rescan_every = *rescan;
     o.resync_every = *rescan;
-    exit_code = RunController(o, f->status_addr, nullptr);
+    exit_code = RunController(o, f->status, nullptr);
   });
 }
 

@@ -37,7 +37,7 @@ test('default values: one controller watching the release namespace, locked down
   assert.equal(pod.containers.length, 1);
   assert.equal(c.image, 'lanekeeper:0.1.0', "the tag defaults to the chart's appVersion");
   assert.deepEqual(c.args, ['controller', '--kube', '--namespace', 'lanekeeper', '--status-addr', '0.0.0.0:8081',
-    '--log-format', 'json', '--log-level', 'info']);
+    '--insecure', '--log-format', 'json', '--log-level', 'info']);
   assert.equal(c.command, undefined, "the image's ENTRYPOINT is lanekeeper");
   assert.deepEqual(c.securityContext, { runAsNonRoot: true, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true,
     capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });
@@ -101,7 +101,7 @@ test('other values: image, resources, a default Redis from a Secret, a ServiceMo
   assert.equal(c.env.find(e => e.name === 'LANEKEEPER_IMAGE').value, 'registry.example/lanekeeper:1.2.3');
   assert.equal(c.resources.limits.memory, '1Gi');
   assert.deepEqual(c.env.find(e => e.name === 'LANEKEEPER_REDIS_URL').valueFrom, { secretKeyRef: { name: 'redis', key: 'url' } });
-  assert.deepEqual(c.args.slice(4), ['--status-addr', '0.0.0.0:9090', '--log-format', 'text', '--log-level', 'debug']);
+  assert.deepEqual(c.args.slice(4), ['--status-addr', '0.0.0.0:9090', '--insecure', '--log-format', 'text', '--log-level', 'debug']);
   assert.equal(c.ports[0].containerPort, 9090);
   assert.equal(dep.spec.template.spec.serviceAccountName, 'lanes');
   assert.equal(find(objs, 'ServiceAccount').metadata.name, 'lanes');
