@@ -52,6 +52,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/proc_stats.h"
 #include "controller/owner/owner_lease.h"
 #include "tests/support/child_process.h"
 #include "tests/support/proc_scan.h"
@@ -61,6 +62,8 @@
 #include "worker/worker_registry.h"
 
 using namespace std::chrono_literals;
+using lk::bench::CpuTicks;
+using lk::bench::StatusField;
 using lk::testing::ChildProcess;
 namespace fs = std::filesystem;
 
@@ -87,33 +90,6 @@ void SleepFor(std::chrono::milliseconds d) {
 }
 
 // ---- /proc ------------------------------------------------------------------------------
-
-// utime + stime of pid (this process only, not its children), in clock ticks; -1 if gone.
-int64_t CpuTicks(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return -1;
-  size_t close = line.rfind(')');
-  if (close == std::string::npos) return -1;
-  std::istringstream rest(line.substr(close + 2));
-  std::string f;
-  int64_t utime = 0, stime = 0;
-  // Field 3 is the state; utime is field 14, stime 15.
-  for (int i = 3; i <= 15 && rest >> f; ++i) {
-    if (i == 14) utime = std::stoll(f);
-    if (i == 15) stime = std::stoll(f);
-  }
-  return utime + stime;
-}
-
-// A "Key:" line of /proc/PID/status as a number (kB for the Vm* keys); -1 if absent.
-int64_t StatusField(pid_t pid, const std::string& key) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(key + ":", 0) == 0) return std::stoll(line.substr(key.size() + 1));
-  }
-  return -1;
-}
 
 nlohmann::json LoadAverage() {
   std::ifstream in("/proc/loadavg");

@@ -4,16 +4,39 @@
 // `lanekeeper controller` says about its lanes, read over HTTP from its /readyz and /status
 // (docs/status.md). Exit code: 0 when every check is ok (or info), 1 when the worst is warn,
 // 2 when it is fail, so scripts and monitoring can act on it without parsing.
+//
+// `doctor --kube --lane NS/NAME [--kubeconfig F] [--context C]`: the same checks for a Lane
+// of a cluster — its queue, and its Redis URL from its Secret — with owners and supervisors
+// that run in the lane's pods named `pod NAME`, and a `lane` check of the status the
+// controller wrote. (`kubectl lanekeeper doctor NAME -n NS` runs exactly this.)
+//
+// `doctor --probe ready|live --role supervisor|autopilot [--pod NAME]`: the probes of a lane's
+// pods (controller/backend/kube_deployment.h), one line and exit 0 (pass) or 1 (fail):
+//   ready  the queue's owner lease is held by this pod ($POD_NAME); a dispatch-only
+//          autopilot: its heartbeat is this pod's and fresh
+//   live   this pod's supervisor (autopilot) published its status lately; passes when Redis
+//          cannot be read, so that a Redis outage never restarts the pods
 #include <cpprest/http_client.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
 
 #include "cmd/commands.h"
+#include "controller/kube/kube_config.h"
+#include "controller/kube/kube_names.h"
+#include "controller/kube/kube_secret.h"
+#include "controller/owner/autopilot_record.h"
+#include "controller/owner/owner_lease.h"
+#include "controller/owner/supervisor_status.h"
+#include "controller/source/kube_lane_source.h"
 #include "controller/status/doctor.h"
 #include "worker/exit_codes.h"
+#include "worker/redis_connection.h"
 
 namespace lk::cmd {
 
@@ -21,6 +44,13 @@ namespace {
 
 struct DoctorFlags {
   bool json = false;
+  bool kube = false;
+  std::string lane;  // NS/NAME (or NAME: the kubeconfig context's namespace)
+  std::string kubeconfig;
+  std::string context;
+  std::string probe;  // "" | ready | live
+  std::string role = "supervisor";
+  std::string pod;    // "": $POD_NAME
   std::string controller;  // empty: no controller checks
   int64_t waiting_threshold = DoctorOptions{}.waiting_threshold;
   std::string wedge_time = FormatDuration(DoctorOptions{}.wedge_time);
@@ -150,10 +180,194 @@ std::vector<DoctorCheck> ControllerChecks(const std::string& url) {
   return checks;
 }
 
+
+// --- doctor --probe ------------------------------------------------------------------
+
+std::string HostOf(const std::string& holder) {
+  auto colon = holder.rfind(':');
+  return colon == std::string::npos ? holder : holder.substr(0, colon);
+}
+
+int ProbeResult(bool pass, const std::string& line) {
+  std::cout << (pass ? "pass: " : "fail: ") << line << "\n";
+  return pass ? kExitOk : kExitFailure;
+}
+
+int RunProbe(const GlobalOptions& global, const DoctorFlags& flags) {
+  std::string pod = flags.pod;
+  if (pod.empty()) {
+    if (const char* env = std::getenv("POD_NAME"); env != nullptr) pod = env;
+  }
+  if (pod.empty()) {
+    std::cerr << "lanekeeper: --probe: which pod? pass --pod or set $POD_NAME\n";
+    return kExitUsage;
+  }
+  const bool live = flags.probe == "live";
+  const std::string& q = global.queue;
+  auto ep = ParseRedisUrl(global.redis_url);
+  if (!ep.ok()) return Fail(ep.status());
+  auto conn = RedisConnection::Connect(*ep, Millis(2'000));
+  if (!conn.ok()) {
+    // Liveness cannot judge without Redis; a restart would not bring Redis back.
+    return ProbeResult(live, "cannot read queue " + q + ": " + conn.status().message());
+  }
+  RedisConnection& c = **conn;
+  auto owner = ReadOwner(c, q);
+  if (!owner.ok()) return ProbeResult(live, "cannot read queue " + q + ": " + owner.status().message());
+  auto holds = [&](const std::optional<OwnerRecord>& o) { return o && HostOf(o->holder) == pod; };
+  auto who = [&](const std::optional<OwnerRecord>& o) {
+    return o ? o->role + " " + o->holder + " holds the owner lease of queue " + q + " (epoch " +
+                   std::to_string(o->epoch) + ")"
+             : "nobody holds the owner lease of queue " + q;
+  };
+  if (flags.role == "supervisor") {
+    if (!live) return ProbeResult(holds(*owner), who(*owner));
+    auto sups = ReadLiveSupervisors(c, q);
+    if (!sups.ok()) return ProbeResult(true, "cannot read queue " + q + ": " + sups.status().message());
+    for (const auto& sup : *sups) {
+      if (HostOf(sup.holder) == pod) {
+        return ProbeResult(true, "supervisor " + sup.holder + " is " + sup.state);
+      }
+    }
+    return ProbeResult(false, "no supervisor of pod " + pod + " published its status within " +
+                                  FormatDuration(kSupervisorStaleAfter) + " on queue " + q);
+  }
+  auto record = ReadAutopilotRecord(c, q);
+  if (!record.ok()) return ProbeResult(live, "cannot read queue " + q + ": " + record.status().message());
+  const bool mine = *record && HostOf((*record)->holder) == pod;
+  const int64_t age = mine ? NowUnixMillis() - (*record)->updated_ms : 0;
+  const int64_t stale_after = mine ? 3 * std::max<int64_t>((*record)->interval_ms, 5'000) : 0;
+  const bool fresh = mine && age <= stale_after;
+  if (live || !mine || (*record)->mode != "managed-worker") {
+    if (!mine) return ProbeResult(false, "no autopilot of pod " + pod + " on queue " + q);
+    return ProbeResult(fresh, "autopilot " + (*record)->holder + " (" + (*record)->mode + ") reported " +
+                                  FormatAge(age) + " ago");
+  }
+  return ProbeResult(fresh && holds(*owner), who(*owner));
+}
+
+// --- doctor --kube -------------------------------------------------------------------
+
+// "kb" -> {ns, "kb"}; "prod/kb" -> {"prod", "kb"}.
+LaneKey ParseLaneName(const std::string& text, const std::string& default_ns) {
+  auto slash = text.find('/');
+  if (slash == std::string::npos) return {default_ns, text};
+  return {text.substr(0, slash), text.substr(slash + 1)};
+}
+
+// Every "POD:PID" of the lane's pods in text becomes "pod POD".
+std::string NamePods(std::string text, const std::vector<std::string>& pods) {
+  for (const auto& pod : pods) {
+    const std::string needle = pod + ":";
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at)) {
+      size_t end = at + needle.size();
+      while (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end]))) ++end;
+      if (end == at + needle.size()) {
+        at = end;
+        continue;
+      }
+      text.replace(at, end - at, "pod " + pod);
+      at += 4 + pod.size();
+    }
+  }
+  return text;
+}
+
+DoctorCheck LaneStatusCheck(const kube::Json& lane, const LaneKey& key) {
+  const std::string name = "Lane " + key.ToString();
+  const kube::Json status = lane.value("status", kube::Json::object());
+  kube::Json ready;
+  for (const auto& c : status.value("conditions", kube::Json::array())) {
+    if (c.is_object() && c.value("type", "") == "Ready") ready = c;
+  }
+  int64_t generation = lane["metadata"].value("generation", int64_t{0});
+  std::map<std::string, std::string> details = {{"lane", key.ToString()},
+                                                {"generation", std::to_string(generation)}};
+  if (!ready.is_object()) {
+    return DoctorCheck{"lane", CheckLevel::kWarn,
+                       name + " has no status: is `lanekeeper controller --kube` running, and does "
+                              "it watch namespace " + key.ns + "?",
+                       details};
+  }
+  int64_t observed = status.value("observedGeneration", int64_t{0});
+  details["observed_generation"] = std::to_string(observed);
+  details["reason"] = ready.value("reason", "");
+  if (ready.value("status", "") == "True" && observed == generation) {
+    return DoctorCheck{"lane", CheckLevel::kOk,
+                       name + " is Ready: " + ready.value("message", ""), details};
+  }
+  std::string why = observed != generation
+                        ? "the controller has not written generation " + std::to_string(generation) +
+                              " yet (its status is of generation " + std::to_string(observed) + ")"
+                        : ready.value("reason", "") + ": " + ready.value("message", "");
+  return DoctorCheck{"lane", CheckLevel::kWarn, name + " is not Ready: " + why, details};
+}
+
+StatusOr<DoctorReport> KubeDoctor(const GlobalOptions& global, const DoctorFlags& flags,
+                                  const DoctorOptions& options) {
+  auto config = kube::LoadKubeConfig(flags.kubeconfig, flags.context);
+  if (!config.ok()) return config.status();
+  auto client = kube::NewKubeClient(*config);
+  if (!client.ok()) return client.status();
+  const LaneKey key = ParseLaneName(flags.lane, config->ns);
+  auto lane = (*client)->Get(kube::LanesRef(key.ns).Named(key.name));
+  if (!lane.ok()) {
+    if (lane.status().IsNotFound()) {
+      return Status::NotFound("lane " + key.ToString() + " not found on " + (*client)->server() +
+                              " (kubectl get lanes -n " + key.ns + ")");
+    }
+    return lane.status();
+  }
+  std::vector<std::optional<kube::Json>> secrets;
+  Status secret_error;
+  SourcedLane sourced = KubeLaneSource::ReadLane(*lane, [&](const std::string& secret_key) -> const kube::Json* {
+    auto slash = secret_key.find('/');
+    auto got = (*client)->Get(kube::ResourceRef{"", "v1", "secrets", secret_key.substr(0, slash),
+                                                secret_key.substr(slash + 1)});
+    if (!got.ok() && !got.status().IsNotFound()) secret_error = got.status();
+    secrets.push_back(got.ok() ? std::optional<kube::Json>(std::move(*got)) : std::nullopt);
+    return secrets.back() ? &*secrets.back() : nullptr;
+  });
+  if (!secret_error.ok()) return secret_error;
+  DoctorReport report;
+  if (!sourced.valid) {
+    std::string message = "lane " + key.ToString() + " cannot be checked: ";
+    for (size_t i = 0; i < sourced.errors.size(); ++i) {
+      message += (i ? "; " : "") + sourced.errors[i].ToString();
+    }
+    report.checks.push_back(DoctorCheck{"lane", CheckLevel::kFail, message, {{"lane", key.ToString()}}});
+    return report;
+  }
+  const std::string url = sourced.spec.redis_url.empty() ? global.redis_url : sourced.spec.redis_url;
+  report = RunDoctor(url, sourced.spec.queue, options);
+  // Holders in the lane's pods are named as pods.
+  std::vector<std::string> pods;
+  kube::ListOptions lo;
+  lo.label_selector = std::string(kube::kLaneLabel) + "=" + key.name;
+  if (auto listed = (*client)->List(kube::ResourceRef{"", "v1", "pods", key.ns}, lo); listed.ok()) {
+    for (const auto& p : listed->items) pods.push_back(p["metadata"].value("name", ""));
+  }
+  report.checks.push_back(LaneStatusCheck(*lane, key));
+  for (auto& check : report.checks) {
+    std::string holder = check.details.count("owner") ? check.details["owner"]
+                         : check.details.count("holder") ? check.details["holder"] : "";
+    std::string pod = kube::PodOfHolder(holder, key.name);
+    if (!pod.empty() && std::find(pods.begin(), pods.end(), pod) == pods.end()) pods.push_back(pod);
+    if (!pod.empty()) check.details["pod"] = pod;
+    check.message = NamePods(check.message, pods);
+  }
+  return report;
+}
+
 int RunDoctorCommand(const GlobalOptions& global, const DoctorFlags& flags) {
   auto wedge = ParseDuration(flags.wedge_time);
   if (!wedge.ok()) {
     std::cerr << "lanekeeper: --wedge-time: " << wedge.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (!flags.probe.empty()) return RunProbe(global, flags);
+  if (flags.kube && flags.lane.empty()) {
+    std::cerr << "lanekeeper: --kube: which lane? pass --lane NAMESPACE/NAME\n";
     return kExitUsage;
   }
   if (auto ep = ParseRedisUrl(global.redis_url); !ep.ok()) {
@@ -171,7 +385,14 @@ int RunDoctorCommand(const GlobalOptions& global, const DoctorFlags& flags) {
   DoctorOptions options;
   options.waiting_threshold = flags.waiting_threshold;
   options.wedge_time = *wedge;
-  DoctorReport report = RunDoctor(global.redis_url, global.queue, options);
+  DoctorReport report;
+  if (flags.kube) {
+    auto kube_report = KubeDoctor(global, flags, options);
+    if (!kube_report.ok()) return Fail(kube_report.status());
+    report = std::move(*kube_report);
+  } else {
+    report = RunDoctor(global.redis_url, global.queue, options);
+  }
   if (!controller.empty()) {
     for (auto& check : ControllerChecks(controller)) report.checks.push_back(std::move(check));
   }
@@ -193,6 +414,22 @@ void AddDoctorCommand(CLI::App& app, GlobalOptions& global, int& exit_code) {
       "doctor", "Check a queue's lane: worker owner, supervisor, queue health, autopilot, "
                 "Redis durability (exit 0 ok, 1 warn, 2 fail)");
   cmd->add_flag("--json", flags->json, "Print one JSON object");
+  cmd->add_flag("--kube", flags->kube,
+                "Check a Lane of a Kubernetes cluster (--lane): its queue, with its Redis URL "
+                "from its Secret, owners named by pod, and the status the controller wrote");
+  cmd->add_option("--lane", flags->lane,
+                  "(--kube) NAMESPACE/NAME of the Lane (NAME alone: the kubeconfig context's namespace)");
+  cmd->add_option("--kubeconfig", flags->kubeconfig,
+                  "(--kube) kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)");
+  cmd->add_option("--context", flags->context, "(--kube) kubeconfig context");
+  cmd->add_option("--probe", flags->probe,
+                  "A lane pod's probe, exit 0 or 1: ready (this pod owns the queue), live (this "
+                  "pod's role reports; passes when Redis cannot be read)")
+      ->check(CLI::IsMember({"ready", "live"}));
+  cmd->add_option("--role", flags->role, "(--probe) supervisor or autopilot")
+      ->check(CLI::IsMember({"supervisor", "autopilot"}))
+      ->capture_default_str();
+  cmd->add_option("--pod", flags->pod, "(--probe) this pod's name (default: $POD_NAME)");
   cmd->add_option("--controller", flags->controller,
                   "Also check a running `lanekeeper controller` at this status URL, e.g. "
                   "http://127.0.0.1:8081");

@@ -4,16 +4,10 @@
 // none missing (a missing one is a 403 in a real cluster; the fake API server does no
 // authorization, so only this comparison catches it).
 //
-// The calls, from issue 10's contract for the controller:
-//   the Lane informer (list, watch) and reads (get); the finalizer that holds a deleted Lane
-//   until its roles are gone (update, patch on the Lane); the status subresource; each
-//   lane's supervisor and autopilot Deployments and its ConfigMap (informed, created,
-//   updated, patched, deleted); the Secret of spec.redis.urlFrom, read by name; Events on
-//   transitions; with leader election, the coordination.k8s.io Lease in the controller's
-//   own namespace.
-// ControllerApiCalls() is that list as a table; it is the one place to change when the
-// controller starts or stops a call, together with rbac-verbs.yaml and the RBAC table of
-// docs/kubernetes.md (compared with rbac-verbs.yaml here too).
+// The calls are controller/kube/kube_rbac.h's table (kControllerRbac), which says why each
+// is made and which the KubeE2E tests hold every request of the real controller to. Change
+// it, rbac-verbs.yaml and the RBAC table of docs/kubernetes.md together (the last is
+// compared with rbac-verbs.yaml here too).
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
@@ -25,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "controller/kube/kube_rbac.h"
 #include "tests/support/fake_apiserver.h"
 
 namespace lk::kube_rbac_test {
@@ -39,25 +34,31 @@ struct ApiCalls {
   std::set<std::string> verbs;
 };
 
+std::string Key(const std::string& scope, const std::string& group, const std::string& resource) {
+  return scope + " " + group + "/" + resource;
+}
+
+// controller/kube/kube_rbac.h's table (the controller's own list of its calls, which the
+// KubeE2E tests check every request the fake API server sees against), by section: leases
+// are granted in the controller's own namespace, the rest where Lanes are watched.
 std::vector<ApiCalls> ControllerApiCalls() {
-  const std::set<std::string> kOwned = {"get", "list", "watch", "create", "update", "patch", "delete"};
-  return {
-      {"lanes", "lanekeeper.dev", "lanes", {"get", "list", "watch", "update", "patch"}},
-      {"lanes", "lanekeeper.dev", "lanes/status", {"get", "update", "patch"}},
-      {"lanes", "apps", "deployments", kOwned},
-      {"lanes", "", "configmaps", kOwned},
-      {"lanes", "", "secrets", {"get"}},
-      {"lanes", "", "events", {"create", "patch"}},
-      {"leaderElection", "coordination.k8s.io", "leases", {"get", "create", "update"}},
-  };
+  std::map<std::string, ApiCalls> by_key;
+  for (const kube::RbacRule& r : kube::kControllerRbac) {
+    const std::string scope =
+        std::string(r.api_group) == "coordination.k8s.io" ? "leaderElection" : "lanes";
+    ApiCalls& c = by_key[Key(scope, r.api_group, r.resource)];
+    c.scope = scope;
+    c.group = r.api_group;
+    c.resource = r.resource;
+    c.verbs.insert(r.verb);
+  }
+  std::vector<ApiCalls> out;
+  for (auto& [key, calls] : by_key) out.push_back(std::move(calls));
+  return out;
 }
 
 // "scope group/resource" -> verbs.
 using Grants = std::map<std::string, std::set<std::string>>;
-
-std::string Key(const std::string& scope, const std::string& group, const std::string& resource) {
-  return scope + " " + group + "/" + resource;
-}
 
 Grants FromTable(const std::vector<ApiCalls>& calls) {
   Grants out;

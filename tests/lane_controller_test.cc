@@ -160,13 +160,7 @@ class LaneControllerTest : public ::testing::Test {
   std::vector<pid_t> Workers() { return FindProcesses({"jobs", "work", "--queue", queue_}); }
   // The --concurrency of the one live worker, or -1.
   int WorkerConcurrency() {
-    auto w = Workers();
-    if (w.size() != 1) return -1;
-    auto args = testing::ProcessArgs(w[0]);
-    for (size_t i = 0; i + 1 < args.size(); ++i) {
-      if (args[i] == "--concurrency") return std::stoi(args[i + 1]);
-    }
-    return -1;
+    return testing::FlagOfTheOnlyProcess({"jobs", "work", "--queue", queue_}, "--concurrency");
   }
 
   // Watches the queue's workers in /proc every 5 ms from now on: start it before what

@@ -249,6 +249,25 @@ TEST_F(ReconcilerTest, ANewLaneGetsItsSupervisorAtThePlansHash) {
   EXPECT_EQ(State("kb")->observed_generation, 1);
 }
 
+TEST_F(ReconcilerTest, TheBackendIsToldWhichSecretALanesRedisUrlComesFrom) {
+  // A source that reads Secrets fills in the URL for the controller's own reads and keeps
+  // the reference, so that a backend running roles in pods can hand them the Secret rather
+  // than the URL.
+  LaneSpec kb = Spec("kb", "  queue: q\n  redis: {urlFrom: {secretKeyRef: {name: redis, key: url}}}\n");
+  kb.redis_url = "redis://:pw@10.0.0.5:6379/0";
+  source_.Set(kb);
+  Reconcile("kb");
+  ASSERT_TRUE(backend_.Runs(kKb, "supervisor"));
+  EXPECT_EQ(backend_.records[kKb].redis_url_from, (SecretKeyRef{"redis", "url"}));
+  EXPECT_EQ(backend_.records[kKb].redis_url, "redis://:pw@10.0.0.5:6379/0");
+
+  LaneSpec inline_url = Spec("other", "  queue: q2\n  redis: {url: 'redis://10.0.0.5:6379/1'}\n");
+  source_.Set(inline_url);
+  Reconcile("other");
+  const LaneKey other{"", "other"};
+  EXPECT_TRUE(backend_.records[other].redis_url_from.empty());
+}
+
 TEST_F(ReconcilerTest, AnEditStopsTheOldRoleAndStartsTheNewOneOnlyOnceItIsGone) {
   source_.Set(Spec("kb", "  queue: q\n  supervisor: {concurrency: 1}\n"));
   Reconcile("kb");

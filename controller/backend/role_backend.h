@@ -67,6 +67,9 @@ struct LaneMeta {
   std::string queue;
   std::string redis_url;       // the effective URL (may carry a password: never render it)
   std::string queue_identity;  // IdentifyQueue(redis_url, queue).Key()
+  // Where the spec says the URL comes from (a Secret); empty for an inline or default URL.
+  // A backend that runs roles elsewhere (pods) hands them this reference, not the URL.
+  SecretKeyRef redis_url_from;
 };
 
 struct EnsureResult {

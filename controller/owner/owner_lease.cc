@@ -43,6 +43,12 @@ const char* OwnerRoleName(OwnerRole r) {
 }
 
 std::string ThisHolder() {
+  // In a pod, its name (the Downward API's POD_NAME, which the Kubernetes backend sets) is
+  // its hostname anyway; taking it from the environment says so where the hostname is
+  // another (a pod with spec.hostname, a test's fake kubelet on one machine).
+  if (const char* pod = std::getenv("POD_NAME"); pod != nullptr && *pod != '\0') {
+    return std::string(pod) + ":" + std::to_string(getpid());
+  }
   char host[256] = {0};
   gethostname(host, sizeof(host) - 1);
   return std::string(host) + ":" + std::to_string(getpid());

@@ -39,7 +39,7 @@ struct OwnerRecord {
 inline constexpr Millis kDefaultOwnerTtl{15'000};
 inline constexpr Millis kDefaultOwnerRenewEvery{5'000};
 
-// "host:pid" for this process.
+// "host:pid" for this process; host is $POD_NAME when set (in a pod), else the hostname.
 std::string ThisHolder();
 
 // Reads the current owner; nullopt when nobody holds the lease.

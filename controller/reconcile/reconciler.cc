@@ -138,7 +138,8 @@ StatusOr<ReconcileResult> Reconciler::Converge(const LaneKey& key, const LaneRec
                                                const ObservedLane& first) {
   RolePlan plan = PlanRoles(record.spec);
   LaneMeta meta{key,         record.spec_hash,      record.generation,
-                record.spec.queue, record.spec.redis_url, record.identity};
+                record.spec.queue, record.spec.redis_url, record.identity,
+                record.spec.redis_url_from};
   if (first.spec_hash != meta.spec_hash || first.generation != meta.generation) {
     LK_RETURN_IF_ERROR(backend_.Record(meta));
   }

@@ -121,4 +121,14 @@ std::string ProcessSampler::Describe() const {
          " saw a match, at most " + std::to_string(most_) + ":" + most_seen_;
 }
 
+int FlagOfTheOnlyProcess(const std::vector<std::string>& args, const std::string& flag) {
+  auto found = FindProcesses(args);
+  if (found.size() != 1) return -1;
+  auto argv = ProcessArgs(found[0]);
+  for (size_t i = 0; i + 1 < argv.size(); ++i) {
+    if (argv[i] == flag) return std::atoi(argv[i + 1].c_str());
+  }
+  return -1;
+}
+
 }  // namespace lk::testing

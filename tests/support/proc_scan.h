@@ -22,6 +22,10 @@ std::vector<pid_t> FindProcesses(const std::vector<std::string>& args);
 // argv of pid (empty if gone).
 std::vector<std::string> ProcessArgs(pid_t pid);
 
+// The number after `flag` in the argv of the one live process matching args (e.g. a
+// queue's worker's --concurrency); -1 when not exactly one matches or it has no such flag.
+int FlagOfTheOnlyProcess(const std::vector<std::string>& args, const std::string& flag);
+
 // ProcessSampler: from its construction until Stop(), a thread of its own looks for the
 // processes matching args (FindProcesses) every few milliseconds and remembers how many it
 // saw at most, and which. Start it before launching what is watched: it then watches from

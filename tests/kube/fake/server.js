@@ -106,7 +106,7 @@ class FakeApiServer {
     const url = new URL(req.url, 'http://fake');
     const q = url.searchParams;
     const path = url.pathname.replace(/\/+$/, '') || '/';
-    this.log(`${req.method} ${req.url}`);
+    this.log(`${req.method} ${req.url} agent=${req.headers['user-agent'] || ''}`);
     if (['/healthz', '/readyz', '/livez'].includes(path)) { resp.writeHead(200, { 'Content-Type': 'text/plain' }); resp.end('ok'); return; }
     if (!this.authenticated(req)) throw errors.unauthorized();
     const reg = this.store.registry;
