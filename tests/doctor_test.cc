@@ -3,6 +3,7 @@
 // reach (a stale autopilot, two epochs' workers at once) are written through the same APIs
 // the processes use, and where age matters it is backdated in Redis (a job's created_ms, a
 // zset's scores) instead of slept past.
+#include <cpprest/http_listener.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include "tests/support/child_process.h"
 #include "tests/support/loopback_port.h"
 #include "tests/support/queue_records.h"
+#include "tests/support/queue_under_test.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/worker_timeline.h"
@@ -167,16 +169,9 @@ class DoctorTest : public ::testing::Test {
   }
   // Plays a worker by hand: claims one job (unfenced) and records outcome for it.
   void ClaimAndFinish(bool success, std::string* id = nullptr) {
-    auto claim = queue_->ClaimBatch(1, 0);
-    ASSERT_TRUE(claim.ok() && claim->jobs.size() == 1);
-    if (id) *id = claim->jobs[0].id;
-    JobOutcome o;
-    o.id = claim->jobs[0].id;
-    o.token = claim->jobs[0].token;
-    o.success = success;
-    o.error = "boom";
-    o.retryable = false;
-    ASSERT_TRUE(queue_->FinishBatch({o}).ok());
+    std::string ran = testing::RunNextJobByHand(*queue_, success);
+    ASSERT_FALSE(ran.empty());
+    if (id) *id = ran;
   }
 
   std::optional<OwnerRecord> Owner() { return records_->Owner(); }
@@ -591,6 +586,168 @@ TEST_F(DoctorTest, JsonOutputHasEveryCheckInOrderAndTheWorstStatus) {
   EXPECT_EQ(names, (std::vector<std::string>{"redis", "worker_owner", "supervisor", "queue_health",
                                              "autopilot", "wedged_queue"}));
   EXPECT_EQ(j["checks"][1]["details"]["current_epoch"], "0");
+}
+
+// --- messages of docs/production.md that need a state only Redis can show quickly ---
+
+TEST_F(DoctorTest, ARefusedPasswordFailsTheRedisCheckAloneWithoutPrintingThePassword) {
+  testing::RedisServerOptions o = Aof();
+  o.password = "doctor-pw-Zq7";
+  StartRedis(o);
+  const std::string wrong = "wrong-pw-Kx4";
+  const std::string url = "redis://:" + wrong + "@127.0.0.1:" + std::to_string(server_->port()) + "/0";
+  auto r = testing::RunLanekeeper({"doctor", "--redis", url, "--queue", queue_name_}, {}, 30s);
+  EXPECT_EQ(r.exit_code, 2);
+  std::regex want("redis: fail  Redis at redis://:\\*\\*\\*@127\\.0\\.0\\.1:" +
+                  std::to_string(server_->port()) +
+                  "/0 refused the password: .*; the other checks need Redis and were skipped\n");
+  EXPECT_TRUE(std::regex_match(r.out, want)) << r.out;
+  EXPECT_EQ((r.out + r.err).find(wrong), std::string::npos) << r.out << r.err;
+}
+
+TEST_F(DoctorTest, AMalformedRedisUrlExitsTwoBeforeAnyCheck) {
+  auto r = testing::RunLanekeeper({"doctor", "--redis", "http://127.0.0.1:6379", "--queue", "q"},
+                                  {}, 30s);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("lanekeeper: bad Redis URL 'http://127.0.0.1:6379': unknown scheme"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST_F(DoctorTest, ARedisThatRefusesInfoFailsTheRedisCheckAndTheOthersStillRun) {
+  // As an ACL without +info would: the command is not there for this client.
+  StartRedis(Aof("--rename-command INFO lk-info-renamed"));
+  auto r = Doctor();
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(Line(r, "redis").starts_with("redis: fail  INFO refused: ERR unknown command 'INFO'"))
+      << r.out;
+  EXPECT_EQ(Line(r, "worker_owner"),
+            "worker_owner: warn  no worker owner for queue " + queue_name_ + " (nothing waiting)")
+      << r.out;
+}
+
+TEST_F(DoctorTest, ARedisThatRefusesConfigWithoutAofWarnsThatRdbCannotBeTold) {
+  StartRedis(NoAof("--rename-command CONFIG lk-config-renamed"));
+  auto r = Doctor();
+  std::string line = Line(r, "redis");
+  EXPECT_TRUE(line.starts_with("redis: warn  AOF is off and CONFIG GET save was refused (ERR "
+                               "unknown command 'CONFIG'"))
+      << r.out;
+  EXPECT_TRUE(line.ends_with("): cannot tell whether RDB snapshots are on; make sure jobs "
+                             "survive a Redis restart (appendonly yes)"))
+      << r.out;
+}
+
+TEST_F(DoctorTest, AnOwnerWithoutALiveWorkerOfItsEpochPastTheGraceWarns) {
+  StartRedis(Aof());
+  OwnerLease lease(conn(), queue_name_, OwnerRole::kSupervisor, "web-1:4242", 2, 0);
+  auto taken = lease.TryAcquire();
+  ASSERT_TRUE(taken.ok() && taken->acquired);
+  // It took the lease a minute ago (past doctor's 15 s grace) and has no worker since.
+  auto r0 = conn().Command({"HSET", JobQueue::KeyPrefix(queue_name_) + "owner", "since_ms",
+                            std::to_string(NowUnixMillis() - 60'000)});
+  ASSERT_TRUE(r0.ok() && !r0->is_error());
+  auto r = Doctor();
+  EXPECT_EQ(Line(r, "worker_owner"),
+            "worker_owner: warn  owned by supervisor web-1:4242 (epoch " +
+                std::to_string(lease.epoch()) + ", up 1m), but no worker of epoch " +
+                std::to_string(lease.epoch()) + " is live; see the supervisor check")
+      << r.out;
+  // Within the grace the same owner is fine: it is starting its worker.
+  ASSERT_TRUE(conn().Command({"HSET", JobQueue::KeyPrefix(queue_name_) + "owner", "since_ms",
+                              std::to_string(NowUnixMillis())}).ok());
+  r = Doctor();
+  EXPECT_TRUE(Line(r, "worker_owner").starts_with("worker_owner: ok  owned by supervisor "
+                                                   "web-1:4242"))
+      << r.out;
+}
+
+TEST_F(DoctorTest, ASupervisorInStandbyWithNobodyOwningTheQueueSaysSo) {
+  StartRedis(Aof());
+  SupervisorStatus s;
+  s.holder = "web-2:77";
+  s.host = "web-2";
+  s.pid = 77;
+  s.state = "standby";
+  s.updated_ms = NowUnixMillis();
+  ASSERT_TRUE(PublishSupervisorStatus(conn(), queue_name_, s).ok());
+  auto r = Doctor();
+  EXPECT_EQ(Line(r, "supervisor"),
+            "supervisor: warn  running=true pid=77 crashes_24h=0 rss_restarts_24h=0 "
+            "state=standby: nobody owns queue " + queue_name_ +
+                " yet; the supervisor should take the lease within a second — if this "
+                "persists, see its logs")
+      << r.out;
+}
+
+TEST_F(DoctorTest, AnActiveJobRunningOverAnHourMakesQueueHealthWarnNamingIt) {
+  StartRedis(Aof());
+  std::string id = Submit("report");
+  auto claim = queue_->ClaimBatch(1, 0);
+  ASSERT_TRUE(claim.ok() && claim->jobs.size() == 1);
+  // Claimed three hours ago (its claim token holds the start: attempt:started_ms:seq.id),
+  // and renewed since: its lease is not past.
+  const std::string key = JobQueue::KeyPrefix(queue_name_) + "claim:" + id;
+  auto token = conn().Command({"GET", key});
+  ASSERT_TRUE(token.ok() && !token->is_nil()) << key;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_match(token->str, m, std::regex("([0-9]+):([0-9]+):(.*)"))) << token->str;
+  const std::string backdated = m[1].str() + ":" + std::to_string(NowUnixMillis() - 3 * 3'600'000) +
+                                ":" + m[3].str();
+  ASSERT_TRUE(conn().Command({"SET", key, backdated}).ok());
+  auto r = Doctor();
+  EXPECT_EQ(Line(r, "queue_health"),
+            "queue_health: warn  waiting=0 active=1 delayed=0 dead_24h=0: 1 active job running "
+            "over 1h (job " + id + " for 3h); see `lanekeeper jobs get " + id + "`")
+      << r.out;
+}
+
+// --- the controller check against something that is not a controller ---
+
+// An HTTP server on a held loopback port that answers every request with code and body.
+class FixedAnswerServer {
+ public:
+  FixedAnswerServer(int code, std::string body) {
+    auto port = testing::LoopbackPort::ForServer();
+    EXPECT_TRUE(port.ok()) << port.status().message();
+    if (!port.ok()) return;
+    port_ = std::move(port).value();
+    url_ = "http://" + port_->address();
+    listener_ = std::make_unique<web::http::experimental::listener::http_listener>(url_);
+    listener_->support([code, body](web::http::http_request request) {
+      request.reply(static_cast<web::http::status_code>(code), body, "text/plain");
+    });
+    listener_->open().wait();
+  }
+  ~FixedAnswerServer() {
+    if (listener_) listener_->close().wait();
+  }
+  const std::string& url() const { return url_; }
+
+ private:
+  std::unique_ptr<testing::LoopbackPort> port_;
+  std::string url_;
+  std::unique_ptr<web::http::experimental::listener::http_listener> listener_;
+};
+
+TEST_F(DoctorTest, SomethingElseAtTheControllerUrlIsAnUnexpectedAnswer) {
+  StartRedis(Aof());
+  struct Case {
+    int code;
+    std::string body, path, why;
+  };
+  // A proxy whose backend is down; a web server that is not a controller.
+  for (const Case& c : {Case{502, "Bad Gateway", "/readyz", "HTTP 502"},
+                        Case{200, "<html>hello</html>", "/status", "not the status JSON"}}) {
+    FixedAnswerServer other(c.code, c.body);
+    auto r = Doctor({"--controller", other.url()});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_EQ(Line(r, "controller"),
+              "controller: fail  controller at " + other.url() + " gave an unexpected answer to " +
+                  c.path + ": " + c.why + "; is it a `lanekeeper controller` status address?")
+        << r.out;
+  }
 }
 
 }  // namespace
