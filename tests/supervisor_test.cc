@@ -567,9 +567,11 @@ TEST_F(SupervisorTest, AWedgedQueueIsRestartedAtMostThreeTimesWithinThirtyMinute
 }
 
 // A supervisor started before its Redis waits for it instead of exiting (systemd would
-// otherwise restart it in a loop at boot), and one stopped meanwhile exits 0.
+// otherwise restart it in a loop at boot), and one stopped meanwhile exits 0. Waits on
+// purpose: the outage must outlast several of its attempts (100 ms doubling).
 TEST_F(SupervisorTest, ItWaitsForRedisAtStartAndTakesTheQueueOnceRedisAnswers) {
   server_->Kill();
+  const auto outage_until = std::chrono::steady_clock::now() + 1500ms;
   auto& sup = StartSupervisor();
   auto& stopped = StartSupervisor();
   ASSERT_TRUE(sup.WaitForOutput("cannot connect to Redis at " +
@@ -580,6 +582,9 @@ TEST_F(SupervisorTest, ItWaitsForRedisAtStartAndTakesTheQueueOnceRedisAnswers) {
   EXPECT_TRUE(sup.Running());
   ASSERT_TRUE(stopped.Signal(SIGTERM));
   EXPECT_EQ(stopped.Wait(kSlack), 0) << stopped.Stderr();
+  ASSERT_TRUE(Eventually([&] { return std::chrono::steady_clock::now() >= outage_until; },
+                         1500ms + kSlack));
+  EXPECT_TRUE(sup.Running()) << sup.Stderr();
 
   ASSERT_TRUE(server_->Restart().ok());
   ASSERT_TRUE(queue_->connection().Reconnect().ok());
