@@ -409,5 +409,32 @@ TEST_F(JobsWork, ItRidesOutRedisBeingDownAtStartAndGoingAwayAndNeverExitsOverIt)
   ASSERT_TRUE(worker->Signal(SIGTERM));
   EXPECT_EQ(worker->Wait(kSlack), kExitOk) << worker->Stderr();
 }
+// docs/queue.md: a handler's lease and max attempts replace the job's; its timeout applies
+// to jobs that set none — a job's own timeout wins (docs/lanes.md).
+TEST_F(JobsWork, AHandlersLeaseAndMaxAttemptsReplaceTheJobsButAJobsOwnTimeoutWins) {
+  std::string handlers = WriteHandlers("handlers:\n" + Recorded("hold") +
+                                       "    lease: 1m\n"
+                                       "  flaky:\n    command: ['false']\n    maxAttempts: 1\n"
+                                       "  nap:\n    command: [sleep, '30']\n    timeout: 1m\n");
+  std::string hold = Submit("hold", "{}", 3, Millis(6'000));
+  std::string flaky = Submit("flaky", "{}", 3);
+  JobSpec nap;
+  nap.name = "nap";
+  nap.max_attempts = 1;
+  nap.timeout = Millis(300);
+  auto napped = queue_->Enqueue(nap);
+  ASSERT_TRUE(napped.ok());
+  auto worker = StartWorker({"--concurrency", "3", "--max-rss", "0", "--handlers", handlers});
+  ASSERT_TRUE(Reaches(flaky, JobState::kDead, kSlack)) << worker->Stderr();
+  EXPECT_EQ(Get(flaky).attempts, 1);
+  ASSERT_TRUE(Reaches(napped->id, JobState::kDead, kSlack)) << worker->Stderr();
+  EXPECT_EQ(Get(napped->id).error, "timed out after 300ms");
+  // The first renewal (a third into the job's 6 s lease) reaches a minute ahead.
+  ASSERT_TRUE(Eventually([&] { return Get(hold).deadline_ms - NowUnixMillis() > 30'000; },
+                         2s + kSlack))
+      << worker->Stderr();
+  ReleaseJobs();
+  ASSERT_TRUE(Reaches(hold, JobState::kCompleted, kSlack)) << worker->Stderr();
+}
 }  // namespace
 }  // namespace lk
