@@ -703,6 +703,123 @@ TEST_F(DoctorTest, AnActiveJobRunningOverAnHourMakesQueueHealthWarnNamingIt) {
       << r.out;
 }
 
+// docs/production.md: "If a Redis command fails half-way, the check that met it fails with
+// `cannot read WHAT from Redis: ERROR`, and the other checks still run."
+TEST_F(DoctorTest, ARedisCommandThatFailsFailsOnlyTheCheckThatMetIt) {
+  StartRedis(Aof());
+  const std::string key = JobQueue::KeyPrefix(queue_name_) + "autopilot";
+  ASSERT_TRUE(conn().Command({"SET", key, "not a hash"}).ok());
+  auto r = Doctor();
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(Line(r, "autopilot"), "autopilot: fail  cannot read the autopilot record from Redis: "
+                                  "HGETALL " + key + ": WRONGTYPE Operation against a key holding "
+                                  "the wrong kind of value")
+      << r.out;
+  for (const char* check : {"redis", "worker_owner", "supervisor", "queue_health", "wedged_queue"}) {
+    EXPECT_FALSE(Line(r, check).empty()) << check << "\n" << r.out;
+  }
+}
+
+TEST_F(DoctorTest, SeveralProblemsOfOneCheckAreJoinedWithSemicolons) {
+  StartRedis(NoAof("--maxmemory 100mb --maxmemory-policy volatile-lru"));
+  for (int i = 0; i < 3; ++i) Submit("noop");
+  Submit("flaky", 1);
+  auto claim = queue_->ClaimBatch(1, 0);  // the oldest noop, claimed and left to expire
+  ASSERT_TRUE(claim.ok() && claim->jobs.size() == 1);
+  Backdate("active", claim->jobs[0].id, NowUnixMillis() - 1000);
+  auto r = Doctor({"--waiting-threshold", "1"});
+  EXPECT_EQ(Line(r, "redis"),
+            "redis: warn  neither AOF nor RDB persistence is on: jobs would be lost if Redis "
+            "restarts; set appendonly yes; maxmemory-policy is volatile-lru with maxmemory "
+            "100.00M: Redis may evict job keys when full; set maxmemory-policy noeviction")
+      << r.out;
+  EXPECT_EQ(Line(r, "queue_health"),
+            "queue_health: warn  waiting=3 active=1 delayed=0 dead_24h=0: 3 jobs waiting, more "
+            "than 1 (--waiting-threshold): the worker is not keeping up; raise --concurrency or "
+            "find what slows the jobs; 1 active job past the lease deadline: the worker holding "
+            "it stopped renewing (crashed or hung); a live worker's next claim returns such jobs "
+            "to waiting")
+      << r.out;
+}
+
+TEST_F(DoctorTest, RedisWithAofAndRdbIsOkNamingBoth) {
+  StartRedis(Aof("--save 3600 1"));
+  auto r = Doctor();
+  EXPECT_TRUE(Line(r, "redis").ends_with(", AOF on, RDB snapshots on")) << r.out;
+}
+
+TEST_F(DoctorTest, OnlyJobsThatWentDeadInTheLast24hCountAsDead24h) {
+  StartRedis(Aof());
+  Submit("flaky", 1);
+  std::string old_dead;
+  ClaimAndFinish(false, &old_dead);
+  Backdate("dead", old_dead, NowUnixMillis() - 25 * 3'600'000LL);
+  auto r = Doctor();
+  EXPECT_EQ(Line(r, "queue_health"), "queue_health: ok  waiting=0 active=0 delayed=0 dead_24h=0")
+      << r.out;
+}
+
+TEST_F(DoctorTest, TheQuietMessagesSayWhatDoctorSaw) {
+  StartRedis(Aof());
+  int64_t now = NowUnixMillis();
+  ASSERT_TRUE(PublishAutopilotRecord(conn(), queue_name_, Autopilot(300'000, 0, now)).ok());
+  auto r = Doctor();
+  EXPECT_EQ(Line(r, "autopilot"), "autopilot: ok  no dispatch yet (interval 5m, repo /srv/kb)")
+      << r.out;
+  EXPECT_EQ(Line(r, "wedged_queue"), "wedged_queue: ok  nothing waiting; nothing finished yet")
+      << r.out;
+  for (int i = 0; i < 3; ++i) Submit("noop");
+  std::string done;
+  ClaimAndFinish(true, &done);
+  Backdate("completed", done, now - 42'000);
+  ASSERT_TRUE(queue_->ClaimBatch(1, 0).ok());  // one running
+  r = Doctor();
+  EXPECT_EQ(Line(r, "wedged_queue"), "wedged_queue: ok  1 active, 1 waiting; last finished 42s ago")
+      << r.out;
+}
+
+TEST_F(DoctorTest, StandbySupervisorsAreInTheDetailsAndEveryDetailIsAString) {
+  StartRedis(Aof());
+  OwnerLease lease(conn(), queue_name_, OwnerRole::kSupervisor, "web-1:1", 1, 0);
+  ASSERT_TRUE(lease.TryAcquire().ok());
+  for (const auto& [holder, state] : {std::pair<std::string, std::string>{"web-1:1", "running"},
+                                      {"web-2:2", "standby"},
+                                      {"web-3:3", "standby"}}) {
+    SupervisorStatus s;
+    s.holder = holder;
+    s.pid = std::stoi(holder.substr(holder.find(':') + 1));
+    s.state = state;
+    s.epoch = state == "running" ? lease.epoch() : 0;
+    s.updated_ms = NowUnixMillis();
+    ASSERT_TRUE(PublishSupervisorStatus(conn(), queue_name_, s).ok());
+  }
+  auto r = Doctor({"--json"});
+  auto j = nlohmann::json::parse(r.out);
+  for (const auto& check : j["checks"]) {
+    for (const auto& [name, value] : check["details"].items()) {
+      EXPECT_TRUE(value.is_string()) << check["name"] << "." << name << " = " << value;
+    }
+    if (check["name"] == "supervisor") {
+      EXPECT_EQ(check["details"]["holder"], "web-1:1");
+      std::string standby = check["details"]["standby"];
+      EXPECT_TRUE(standby == "web-2:2 (standby), web-3:3 (standby)" ||
+                  standby == "web-3:3 (standby), web-2:2 (standby)")
+          << standby;
+    }
+  }
+}
+
+// A worker counts as live while its heartbeat is at most 5 s old.
+TEST_F(DoctorTest, AWorkerSilentForMoreThanFiveSecondsIsNotLive) {
+  StartRedis(Aof());
+  WorkerRegistry worker(queue_name_, Worker("hostA:1", 0));
+  ASSERT_TRUE(worker.Register(conn()).ok());
+  EXPECT_TRUE(Line(Doctor(), "worker_owner").find("unmanaged worker hostA:1") != std::string::npos);
+  Backdate("workers", "hostA:1", NowUnixMillis() - 6'000);
+  EXPECT_EQ(Line(Doctor(), "worker_owner"),
+            "worker_owner: warn  no worker owner for queue " + queue_name_ + " (nothing waiting)");
+}
+
 // --- the controller check against something that is not a controller ---
 
 // An HTTP server on a held loopback port that answers every request with code and body.
