@@ -5,10 +5,13 @@
 // -f, hiding passwords.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "controller/spec/lane_parser.h"
 #include "tests/support/child_process.h"
@@ -112,9 +115,12 @@ TEST(LanePromises, ASectionOrASizeOfTheWrongKindSaysWhatItGot) {
                                      "like 2048Mi or 2Gi, got a list"});
 }
 
-class ValidatePromises : public ::testing::Test {
+class LaneFilesCli : public ::testing::Test {
  protected:
-  void SetUp() override { ASSERT_TRUE(dir_.ok()); }
+  void SetUp() override {
+    ASSERT_TRUE(dir_.ok());
+    std::filesystem::create_directory(Specs());
+  }
   std::string Write(const std::string& name, const std::string& text) {
     std::string path = dir_ / name;
     std::ofstream(path) << text;
@@ -126,11 +132,26 @@ class ValidatePromises : public ::testing::Test {
            "}\nspec:\n  queue: " + queue + "\n" +
            (url.empty() ? "" : "  redis: {url: \"" + url + "\"}\n");
   }
-  testing::TempDir dir_{"validate-promises"};
+  // `lanekeeper apply|get|delete ... --specs DIR/specs` on the default Redis.
+  testing::CommandResult Lanes(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--redis", "redis://127.0.0.1:6379/0"});
+    args.insert(args.end(), {"--specs", Specs()});
+    return testing::RunLanekeeper(args);
+  }
+  std::string Specs() const { return dir_ / "specs"; }
+  std::vector<std::string> SpecFiles() const {
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(Specs())) {
+      names.push_back(e.path().filename());
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+  testing::TempDir dir_{"lane-files"};
 };
 
 // The rules across lanes see every file given at once.
-TEST_F(ValidatePromises, SeveralFilesAreCheckedTogether) {
+TEST_F(LaneFilesCli, SeveralFilesAreCheckedTogether) {
   std::string a = Write("a.yaml", Lane("alpha", "jobs"));
   std::string b = Write("b.yaml", Lane("beta", "mail"));
   auto ok = testing::RunLanekeeper({"--redis", "redis://127.0.0.1:6379/0", "validate", "-f", a,
@@ -148,7 +169,7 @@ TEST_F(ValidatePromises, SeveralFilesAreCheckedTogether) {
                            "queue has exactly one lane\n");
 }
 
-TEST_F(ValidatePromises, PasswordsAreNeverPrinted) {
+TEST_F(LaneFilesCli, PasswordsAreNeverPrinted) {
   std::string a = Write("a.yaml", Lane("alpha", "jobs", "redis://:hunter2-Zq7@db:6379/1"));
   auto r = testing::RunLanekeeper(
       {"--redis", "redis://:default-pw-Kx4@127.0.0.1:6379/0", "validate", "-f", a, "-f",
@@ -164,7 +185,7 @@ TEST_F(ValidatePromises, PasswordsAreNeverPrinted) {
 
 // A directory: its *.yaml and *.yml files in name order, not its subdirectories, not the
 // files editors keep beside (dot-files).
-TEST_F(ValidatePromises, ADirectoryIsReadFlatInNameOrderSkippingDotFiles) {
+TEST_F(LaneFilesCli, ADirectoryIsReadFlatInNameOrderSkippingDotFiles) {
   Write("b.yml", Lane("beta", "mail"));
   Write("a.yaml", Lane("alpha", "jobs"));
   Write(".a.yaml.swp", "not: [a lane");
@@ -179,5 +200,74 @@ TEST_F(ValidatePromises, ADirectoryIsReadFlatInNameOrderSkippingDotFiles) {
                    "beta (queue mail on redis://127.0.0.1:6379/0 (default))\n");
 }
 
+TEST_F(LaneFilesCli, ApplyChecksTheWholeFileFirstAndWritesNothingWhenItFails) {
+  std::string bad = Write("bad.yaml", Lane("delta", "d") + "  supervisor: {concurrency: 0, "
+                                                           "maxRSS: 10}\n");
+  auto r = Lanes({"apply", "-f", bad});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, bad + ":6:29: spec.supervisor.concurrency: must be 1 to 4096, got 0\n" + bad +
+                       ":6:40: spec.supervisor.maxRSS: '10' is only 10 MB, which looks like a GB/MB "
+                       "mix-up: write 10Gi for gigabytes, at least 256Mi, or 0 for no limit\n"
+                       "lanekeeper: nothing applied\n");
+  EXPECT_EQ(SpecFiles(), std::vector<std::string>{});
+}
+
+TEST_F(LaneFilesCli, ApplyWritesEachLaneToItsOwnFileAndSaysWhatChanged) {
+  std::string file = Write("two.yaml", Lane("alpha", "jobs") + "---\n" + Lane("beta", "mail"));
+  auto r = Lanes({"apply", "-f", file});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "lane/alpha created\nlane/beta created\n");
+  EXPECT_EQ(SpecFiles(), (std::vector<std::string>{"alpha.yaml", "beta.yaml"}));  // no temp files
+  EXPECT_EQ(Lanes({"apply", "-f", file}).out, "lane/alpha unchanged\nlane/beta unchanged\n");
+  std::string edit = Write("alpha.yaml", Lane("alpha", "jobs") + "  supervisor: {concurrency: 2}\n");
+  EXPECT_EQ(Lanes({"apply", "-f", edit}).out, "lane/alpha configured\n");
+  auto got = Lanes({"get", "alpha", "-o", "json", "--controller", "http://127.0.0.1:1"});
+  EXPECT_EQ(nlohmann::json::parse(got.out)["spec"]["supervisor"]["concurrency"], 2) << got.out;
+}
+
+TEST_F(LaneFilesCli, ApplyRefusesALaneAnotherFileDefinesAndASecondLaneOnAQueue) {
+  std::string both = Specs() + "/both.yaml";
+  std::ofstream(both) << Lane("alpha", "jobs") << "---\n" << Lane("beta", "mail");
+  std::string again = Write("a.yaml", Lane("alpha", "other"));
+  auto r = Lanes({"apply", "-f", again});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, again + ":3:18: metadata.name: lane 'alpha' is already defined in " + both +
+                       ": edit that file, or `lanekeeper delete alpha` first\n"
+                       "lanekeeper: nothing applied\n");
+  std::string taken = Write("g.yaml", Lane("gamma", "jobs"));
+  r = Lanes({"apply", "-f", taken});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, taken + ":5:10: spec.queue: lane 'alpha' (" + both +
+                       ":5:10) already uses queue 'jobs' on redis://127.0.0.1:6379/0: a queue has "
+                       "exactly one lane\nlanekeeper: nothing applied\n");
+  EXPECT_EQ(SpecFiles(), std::vector<std::string>{"both.yaml"});
+}
+
+TEST_F(LaneFilesCli, DeleteRemovesTheLanesFileUnlessItDefinesOthersToo) {
+  ASSERT_EQ(Lanes({"apply", "-f", Write("a.yaml", Lane("alpha", "jobs"))}).exit_code, 0);
+  std::ofstream(Specs() + "/both.yaml") << Lane("beta", "mail") << "---\n" << Lane("gamma", "g");
+  auto r = Lanes({"delete", "alpha"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "lane/alpha deleted (" + Specs() + "/alpha.yaml)\n");
+  r = Lanes({"delete", "beta"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "lanekeeper: lane 'beta' shares " + Specs() + "/both.yaml with lane(s) gamma: "
+                   "remove its document from that file instead\n");
+  r = Lanes({"delete", "alpha"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(SpecFiles(), std::vector<std::string>{"both.yaml"});
+}
+
+TEST_F(LaneFilesCli, GetWithoutANameListsEveryLaneAsAList) {
+  std::ofstream(Specs() + "/both.yaml") << Lane("beta", "mail") << "---\n" << Lane("gamma", "g");
+  auto r = Lanes({"get", "-o", "json", "--controller", "http://127.0.0.1:1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto list = nlohmann::json::parse(r.out);
+  EXPECT_EQ(list["kind"], "List");
+  ASSERT_EQ(list["items"].size(), 2u);
+  EXPECT_EQ(list["items"][0]["metadata"]["name"], "beta");
+  EXPECT_EQ(list["items"][1]["metadata"]["name"], "gamma");
+  EXPECT_FALSE(list["items"][0].contains("status"));  // no controller answered
+}
 }  // namespace promises_lanes_test
 }  // namespace lk

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -837,6 +838,36 @@ TEST_F(StatusServerTest, DoctorWithControllerNamesAnInvalidEditAndTheSpecsThatDo
                            " (+1 more); see `lanekeeper validate -f DIR`"}))
       << r.out;
   EXPECT_EQ(r.exit_code, 1) << r.out;
+}
+
+// docs/controller.md: `get` adds READY and OWNER from the controller, and -o json|yaml the
+// controller's status of each lane.
+TEST_F(StatusServerTest, GetShowsWhatTheControllerSaysOfEachLane) {
+  StartSupervisor();
+  store_.Set(Snapshot());
+  StartServer();
+  WaitForWorker();
+  std::filesystem::create_directories(dir_ + "/specs");
+  std::ofstream(dir_ + "/specs/knowledge.yaml")
+      << "apiVersion: lanekeeper.dev/v1alpha1\nkind: Lane\nmetadata: {name: knowledge}\n"
+         "spec:\n  queue: " << queue_name_ << "\n";
+  auto table = testing::RunLanekeeper({"--redis", redis_->url(), "get", "--specs", dir_ + "/specs",
+                                       "--controller", base_});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  auto owner = Owner();
+  ASSERT_TRUE(owner);
+  EXPECT_TRUE(std::regex_search(table.out, std::regex("\\bknowledge .* True +" + owner->holder +
+                                                     " \\(epoch " +
+                                                     std::to_string(owner->epoch) + "\\)\n")))
+      << table.out;
+  EXPECT_EQ(table.out.find(kPassword), std::string::npos) << table.out;
+  auto got = testing::RunLanekeeper({"--redis", redis_->url(), "get", "knowledge", "-o", "json",
+                                     "--specs", dir_ + "/specs", "--controller", base_});
+  ASSERT_EQ(got.exit_code, 0) << got.err;
+  json lane = json::parse(got.out);
+  EXPECT_EQ(lane["status"]["ready"], true) << got.out;
+  EXPECT_EQ(Condition(lane["status"], "Ready")["reason"], "RolesRunning");
+  EXPECT_FALSE(lane["status"].contains("name"));
 }
 
 TEST_F(StatusServerTest, DoctorWithControllerFailsWhenNothingListens) {
