@@ -809,6 +809,21 @@ TEST_F(DoctorTest, StandbySupervisorsAreInTheDetailsAndEveryDetailIsAString) {
   }
 }
 
+// A supervisor counts as running while its status is at most 5 s old.
+TEST_F(DoctorTest, ASupervisorSilentForMoreThanFiveSecondsIsNotRunning) {
+  StartRedis(Aof());
+  SupervisorStatus s;
+  s.holder = "web-2:77";
+  s.pid = 77;
+  s.state = "running";
+  s.updated_ms = NowUnixMillis() - 4'000;
+  ASSERT_TRUE(PublishSupervisorStatus(conn(), queue_name_, s).ok());
+  EXPECT_TRUE(Line(Doctor(), "supervisor").starts_with("supervisor: ok  running=true pid=77 "));
+  s.updated_ms = NowUnixMillis() - 6'000;
+  ASSERT_TRUE(PublishSupervisorStatus(conn(), queue_name_, s).ok());
+  EXPECT_EQ(Line(Doctor(), "supervisor"), "supervisor: fail  supervisor not running");
+}
+
 // A worker counts as live while its heartbeat is at most 5 s old.
 TEST_F(DoctorTest, AWorkerSilentForMoreThanFiveSecondsIsNotLive) {
   StartRedis(Aof());

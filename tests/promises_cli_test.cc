@@ -16,6 +16,7 @@
 #include "controller/owner/lifecycle_events.h"
 #include "controller/owner/owner_lease.h"
 #include "controller/owner/supervisor_status.h"
+#include "controller/status/doctor.h"
 #include "tests/support/child_process.h"
 #include "tests/support/queue_records.h"
 #include "tests/support/queue_under_test.h"
@@ -231,5 +232,28 @@ TEST(RedisKeys, TheEventsStreamIsCappedAtAboutTenThousand) {
   EXPECT_LE(len, kEventStreamMaxLen + 200);
 }
 
+TEST(CommandLine, DoctorAndSupervisorDefaultsAreTheDocumentedOnes) {
+  DoctorOptions o;
+  EXPECT_EQ(o.waiting_threshold, 1000);
+  EXPECT_EQ(o.wedge_time, Millis(15 * 60'000));
+  EXPECT_EQ(o.worker_live_within, Millis(5'000));
+  auto doctor = testing::RunLanekeeper({"doctor", "--help"});
+  EXPECT_NE(doctor.out.find("--waiting-threshold INT:NONNEGATIVE=1000"), std::string::npos)
+      << doctor.out;
+  EXPECT_NE(doctor.out.find("--wedge-time TEXT=15m"), std::string::npos) << doctor.out;
+  // The pid file: $LANEKEEPER_RUN_DIR, else $XDG_RUNTIME_DIR, else /tmp.
+  auto pid = [](std::vector<std::string> env) {
+    return testing::RunLanekeeper({"jobs", "supervisor", "--help"}, env).out;
+  };
+  EXPECT_NE(pid({"LANEKEEPER_RUN_DIR=/run", "XDG_RUNTIME_DIR=/run/user/7"})
+                .find("(default: /run/lanekeeper-supervisor-QUEUE.pid)"),
+            std::string::npos);
+  EXPECT_NE(pid({"LANEKEEPER_RUN_DIR=", "XDG_RUNTIME_DIR=/run/user/7"})
+                .find("(default: /run/user/7/lanekeeper-supervisor-QUEUE.pid)"),
+            std::string::npos);
+  EXPECT_NE(pid({"LANEKEEPER_RUN_DIR=", "XDG_RUNTIME_DIR="})
+                .find("(default: /tmp/lanekeeper-supervisor-QUEUE.pid)"),
+            std::string::npos);
+}
 }  // namespace promises_cli_test
 }  // namespace lk

@@ -299,6 +299,20 @@ TEST_F(SupervisorTest, ACrashLoopBacksOffLongerEachTimeAndOnceDegradedWaitsPastT
   // The third crash is past --max-crashes: degraded, and the next start waits the maximum
   // backoff (60 s) instead of the next step (4 s x1.1). Let that step pass.
   ASSERT_EQ(Events("worker_exited").size(), 3u);
+  // docs/production.md's details: crash {code, detail, backoff_ms, consecutive}, degraded
+  // {crashes, max_crashes}.
+  auto crashes = Events("crash");
+  ASSERT_EQ(crashes.size(), 3u);
+  for (size_t i = 0; i < crashes.size(); ++i) {
+    EXPECT_EQ(crashes[i].fields["code"], "2");
+    EXPECT_FALSE(crashes[i].fields["detail"].empty());
+    EXPECT_EQ(crashes[i].fields["consecutive"], std::to_string(i + 1));
+    EXPECT_GT(std::stoll(crashes[i].fields["backoff_ms"]), 0);
+  }
+  auto degraded = Events("degraded");
+  ASSERT_EQ(degraded.size(), 1u);
+  EXPECT_EQ(degraded[0].fields["crashes"], "3");
+  EXPECT_EQ(degraded[0].fields["max_crashes"], "2");
   const int64_t third_exit = Events("worker_exited")[2].ts_ms;
   const int64_t next_step = 4400 + tick + slack;
   ASSERT_TRUE(Eventually([&] { return NowUnixMillis() - third_exit >= next_step; },
@@ -467,6 +481,12 @@ TEST_F(SupervisorTest, ALostLeaseDrainsTheWorkerAndTheSupervisorWaitsAsStandbyTh
       << sup.Stderr();
   EXPECT_EQ(Events("lease_acquired").size(), 2u);
   EXPECT_EQ(Events("worker_started")[1].fields["epoch"], std::to_string(other.epoch() + 1));
+  // Every event carries its type, role, holder and time (docs/production.md).
+  for (const auto& e : records_->Events()) {
+    EXPECT_EQ(e.role, "supervisor") << e.type;
+    EXPECT_EQ(e.holder, Owner()->holder) << e.type;
+    EXPECT_GT(e.ts_ms, 0) << e.type;
+  }
   ExpectOneWorkerAtATime(OneAtATime::kStrict);
 }
 
