@@ -90,10 +90,12 @@ Status CheckPayload(const std::string& text) {
   return Status::InvalidArgument("invalid --payload: " + checker.error);
 }
 
-StatusOr<Millis> FlagDuration(const std::string& flag, const std::string& text) {
+// The duration flag's text into out; an error names the flag.
+Status ReadDuration(const std::string& flag, const std::string& text, Millis& out) {
   auto d = ParseDuration(text);
   if (!d.ok()) return d.status().WithContext(flag);
-  return d;
+  out = *d;
+  return Status::OK();
 }
 
 // Job ids are decimal numbers (worker/job_queue.h); anything else is a typo, not a lookup.
@@ -169,9 +171,25 @@ json JobToJson(const Job& job) {
   if (job.started_ms) j["started_ms"] = job.started_ms;
   if (job.finished_ms) j["finished_ms"] = job.finished_ms;
   if (!job.error.empty()) j["error"] = job.error;
+  if (!job.attempt_errors.empty()) {
+    json errors = json::array();
+    for (const AttemptError& e : job.attempt_errors) {
+      errors.push_back({{"attempt", e.attempt}, {"at_ms", e.at_ms}, {"error", e.error}});
+    }
+    j["attempt_errors"] = errors;
+  }
   if (!job.result.empty()) j["result"] = job.result;
   if (!job.idempotency_key.empty()) j["idempotency_key"] = job.idempotency_key;
+  if (job.stopping) j["stopping"] = true;
   return j;
+}
+
+// An error's first line, cut to fit a table row; `jobs get` shows the last error whole.
+std::string Headline(const std::string& text) {
+  constexpr size_t kMax = 100;
+  std::string line = text.substr(0, text.find('\n'));
+  if (line.size() > kMax) line = line.substr(0, kMax - 3) + "...";
+  return line;
 }
 
 void PrintJob(const Job& job, int64_t now_ms) {
@@ -180,7 +198,8 @@ void PrintJob(const Job& job, int64_t now_ms) {
   };
   row("id", job.id);
   row("name", job.name);
-  row("state", JobStateName(job.state));
+  row("state", std::string(JobStateName(job.state)) +
+                   (job.stopping ? " (its handler is still stopping)" : ""));
   row("priority", std::to_string(job.priority));
   row("attempts", std::to_string(job.attempts) + " of " + std::to_string(job.max_attempts));
   if (job.stalls) row("stalls", std::to_string(job.stalls));
@@ -200,14 +219,10 @@ void PrintJob(const Job& job, int64_t now_ms) {
   row("payload", job.payload);
   if (!job.result.empty()) row("result", chomp(job.result));
   if (!job.error.empty()) row("error", chomp(job.error));
-}
-
-// An error's first line, cut to fit a table row; `jobs get` shows all of it.
-std::string Headline(const std::string& text) {
-  constexpr size_t kMax = 100;
-  std::string line = text.substr(0, text.find('\n'));
-  if (line.size() > kMax) line = line.substr(0, kMax - 3) + "...";
-  return line;
+  for (const AttemptError& e : job.attempt_errors) {
+    row(("attempt " + std::to_string(e.attempt)).c_str(),
+        Timestamp(e.at_ms) + "  " + Headline(e.error));
+  }
 }
 
 // One line per job, columns aligned; the last column says what matters in that state.
@@ -257,6 +272,8 @@ struct SubmitFlags {
   std::string idempotency_key;
   std::string timeout = "0s";
   std::string lease = FormatDuration(JobSpec().lease);
+  std::string idempotency_window = "0s";
+  std::string max_backoff = "0s";
 };
 
 StatusOr<JobSpec> SpecFromFlags(const SubmitFlags& f) {
@@ -267,15 +284,12 @@ StatusOr<JobSpec> SpecFromFlags(const SubmitFlags& f) {
   spec.priority = f.priority;
   spec.max_attempts = f.max_attempts;
   spec.idempotency_key = f.idempotency_key;
-  auto delay = FlagDuration("--delay", f.delay);
-  if (!delay.ok()) return delay.status();
-  spec.delay = *delay;
-  auto timeout = FlagDuration("--timeout", f.timeout);
-  if (!timeout.ok()) return timeout.status();
-  spec.timeout = *timeout;
-  auto lease = FlagDuration("--lease", f.lease);
-  if (!lease.ok()) return lease.status();
-  spec.lease = *lease;
+  LK_RETURN_IF_ERROR(ReadDuration("--delay", f.delay, spec.delay));
+  LK_RETURN_IF_ERROR(ReadDuration("--timeout", f.timeout, spec.timeout));
+  LK_RETURN_IF_ERROR(ReadDuration("--lease", f.lease, spec.lease));
+  LK_RETURN_IF_ERROR(ReadDuration("--idempotency-window", f.idempotency_window,
+                                  spec.idempotency_window));
+  LK_RETURN_IF_ERROR(ReadDuration("--max-backoff", f.max_backoff, spec.max_backoff));
   return spec;
 }
 
@@ -314,6 +328,15 @@ void AddSubmit(CLI::App& jobs, GlobalOptions& global, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--idempotency-key", flags->idempotency_key,
                   "Resubmits with the same key return the existing job");
+  cmd->add_option("--idempotency-window", flags->idempotency_window,
+                  "How long the key is held after submission (at least until the job "
+                  "finishes); 0s = the queue's, 24h")
+      ->type_name("DURATION")
+      ->capture_default_str();
+  cmd->add_option("--max-backoff", flags->max_backoff,
+                  "Longest wait before a retry; 0s = the worker's --max-backoff, 1h")
+      ->type_name("DURATION")
+      ->capture_default_str();
   cmd->add_option("--timeout", flags->timeout, "Per-attempt time limit; 0s = none")
       ->type_name("DURATION")
       ->capture_default_str();
@@ -468,8 +491,8 @@ void AddCancel(CLI::App& jobs, GlobalOptions& global, int& exit_code) {
   auto id = std::make_shared<std::string>();
   CLI::App* cmd = jobs.add_subcommand(
       "cancel",
-      "Cancel a waiting, delayed or active job (an active job's worker stops its handler at "
-      "the next lease renewal)");
+      "Cancel a waiting, delayed or active job (an active job's worker stops its handler "
+      "within a second)");
   cmd->add_option("id", *id, "Job id")->type_name("ID")->required();
   cmd->callback([&global, &exit_code, id] {
     exit_code = RunStateChange(global, *id, "cancelled",

@@ -22,8 +22,9 @@ struct WorkFlags {
   std::string handlers_file;
   int64_t epoch = 0;
   std::string drain_timeout = "30s";
-  int64_t keep_completed = RetentionPolicy{}.keep_completed;
-  int64_t keep_dead = RetentionPolicy{}.keep_dead;
+  int64_t keep_completed = QueueOptions{}.keep_completed;
+  int64_t keep_dead = QueueOptions{}.keep_dead;
+  std::string max_backoff = FormatDuration(QueueOptions{}.max_backoff);
 };
 
 // Below this an --max-rss value is almost surely meant in GB (a worker's own heap is
@@ -58,6 +59,9 @@ StatusOr<JobRunnerOptions> BuildOptions(const WorkFlags& f, const GlobalOptions&
   }
   auto drain = ParseDuration(f.drain_timeout);
   if (!drain.ok()) return drain.status().WithContext("--drain-timeout");
+  auto max_backoff = ParseDuration(f.max_backoff);
+  if (!max_backoff.ok()) return max_backoff.status().WithContext("--max-backoff");
+  if (max_backoff->count() <= 0) return Status::InvalidArgument("--max-backoff must be positive");
   std::string url = global.redis_url.empty() ? DefaultRedisUrl() : global.redis_url;
   if (auto endpoint = ParseRedisUrl(url); !endpoint.ok()) return endpoint.status();
   if (global.queue.empty()) return Status::InvalidArgument("--queue must not be empty");
@@ -68,8 +72,9 @@ StatusOr<JobRunnerOptions> BuildOptions(const WorkFlags& f, const GlobalOptions&
   o.max_rss_mb = f.max_rss_mb;
   o.epoch = f.epoch;
   o.drain_timeout = *drain;
-  o.retention.keep_completed = f.keep_completed;
-  o.retention.keep_dead = f.keep_dead;
+  o.queue_options.keep_completed = f.keep_completed;
+  o.queue_options.keep_dead = f.keep_dead;
+  o.queue_options.max_backoff = *max_backoff;
   if (!f.handlers_file.empty()) {
     auto specs = LoadHandlerConfig(f.handlers_file);
     if (!specs.ok()) return specs.status();
@@ -123,6 +128,11 @@ void AddJobsWorkCommand(CLI::App& jobs, GlobalOptions& global, int& exit_code) {
   work->add_option("--keep-completed", flags->keep_completed, "Completed jobs to keep")
       ->capture_default_str();
   work->add_option("--keep-dead", flags->keep_dead, "Dead and cancelled jobs to keep")
+      ->capture_default_str();
+  work->add_option("--max-backoff", flags->max_backoff,
+                   "Longest wait before a retry, for jobs that set none (jobs submit "
+                   "--max-backoff)")
+      ->type_name("DURATION")
       ->capture_default_str();
   work->callback([flags, &global, &exit_code] { exit_code = RunWorker(*flags, global); });
 }

@@ -107,6 +107,7 @@ class LaneController::Impl {
   void ProcessDue();
   void EnqueueAll();
   void Publish();
+  bool Acting() const { return !o_.may_act || o_.may_act(); }
 
   LaneControllerOptions o_;
   ControllerStateStore& store_;
@@ -152,9 +153,15 @@ bool LaneController::Impl::Wait(bool stopping) {
   auto wake = std::min({loop_->queue().NextDue(), o_.source->NextPoll(), o_.backend->NextPoll(),
                         stopping ? Clock::TimePoint::max() : next_resync_});
   std::vector<pollfd> fds{{signals_.fd(), POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+  if (o_.leadership_fd >= 0) fds.push_back({o_.leadership_fd, POLLIN, 0});
   if (!stopping && o_.source->wake_fd() >= 0) fds.push_back({o_.source->wake_fd(), POLLIN, 0});
   for (int fd : o_.backend->wake_fds()) fds.push_back({fd, POLLIN, 0});
+  if (!Acting()) wake = std::min(next_resync_, o_.source->NextPoll());  // nothing due while we wait
   int n = poll(fds.data(), fds.size(), PollTimeout(now, wake));
+  if (o_.leadership_fd >= 0) {
+    uint64_t v;
+    [[maybe_unused]] ssize_t r = read(o_.leadership_fd, &v, sizeof(v));
+  }
   if (n < 0 && errno != EINTR) {
     spdlog::error("controller: poll: {}", std::strerror(errno));
     return false;
@@ -182,7 +189,14 @@ void LaneController::Impl::Collect() {
 }
 
 void LaneController::Impl::ProcessDue() {
-  if (loop_->ProcessDue() > 0) Publish();
+  // Not the leader: another replica acts; what changed stays queued for when we lead.
+  if (!Acting()) return;
+  std::vector<LaneKey> done = loop_->ProcessDue();
+  if (done.empty()) return;
+  for (const LaneKey& k : done) {
+    if (const LaneState* state = reconciler_->State(k)) o_.source->PublishStatus(k, *state);
+  }
+  Publish();
 }
 
 void LaneController::Impl::Publish() {

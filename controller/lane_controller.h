@@ -23,6 +23,7 @@
 // thread; RequestStop() may be called from any thread.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -50,6 +51,11 @@ struct LaneControllerOptions {
   // Added to every supervisor's / autopilot's flags (tests shorten lease TTLs with it).
   std::vector<std::string> supervisor_args;
   std::vector<std::string> autopilot_args;
+  // Leader election: while may_act() is false the controller reconciles nothing (it keeps
+  // collecting what changed, and acts on it once it leads); leadership_fd is readable when
+  // leadership may have changed. Empty / -1: it always acts.
+  std::function<bool()> may_act;
+  int leadership_fd = -1;
   // Seams; nullptr: a SpecDirSource over specs_dir, a ProcessBackend in state_dir, the
   // system clock.
   LaneSource* source = nullptr;

@@ -30,7 +30,7 @@ class JobQueueTest : public ::testing::Test {
     admin_ = std::move(admin).value();
   }
 
-  std::unique_ptr<JobQueue> Open(RetentionPolicy retention = {}) {
+  std::unique_ptr<JobQueue> Open(QueueOptions retention = {}) {
     auto q = OpenJobQueue(server_->url(), "q", retention);
     EXPECT_TRUE(q.ok()) << q.status().ToString();
     return q.ok() ? std::move(q).value() : nullptr;
@@ -87,9 +87,14 @@ class JobQueueTest : public ::testing::Test {
   }
 
   // Makes an active job's lease expire now, as if its worker had stopped renewing.
-  void ExpireLease(const std::string& id) {
-    Redis({"ZADD", Key("active"), "0", id});
-    Redis({"HSET", Key("job:" + id), "deadline_ms", "0"});
+  // (The deadline is the job's score in active, nothing else: claim_batch.lua.)
+  void ExpireLease(const std::string& id) { Redis({"ZADD", Key("active"), "0", id}); }
+  // Retention trims when jobs finish (finish_batch.lua): finish one.
+  void FinishAJob() {
+    Submit("trigger");
+    ClaimedJob job = ClaimOne();
+    EXPECT_EQ(job.name, "trigger");
+    EXPECT_TRUE(Finish(job, true));
   }
   // Makes a delayed job due now.
   void MakeDue(const std::string& id) { Redis({"ZADD", Key("delayed"), "0", id}); }
@@ -200,6 +205,35 @@ TEST_F(JobQueueClaim, RunsLowerPriorityFirstAndFifoWithinAPriority) {
   EXPECT_EQ(order, (std::vector<std::string>{high1, high2, mid1, mid2, low1, low2}));
 }
 
+// Ids near 2^42 and 2^53: the old score (priority + 1000) * 2^42 + id put a job past id
+// 2^42 behind lower priorities, and made neighbouring ids equal near 2^53.
+TEST_F(JobQueueClaim, PriorityAndFifoHoldForIdsNearTheEdgeOfTheIdSpace) {
+  std::string low = Submit("low", 1);  // id 1
+  Redis({"SET", Key("seq"), std::to_string((int64_t{1} << 42) + 10)});
+  std::string high = Submit("high", 0);
+  Redis({"SET", Key("seq"), std::to_string(kMaxJobId - 8)});
+  std::vector<std::string> fifo;
+  for (int i = 0; i < 4; ++i) fifo.push_back(Submit("fifo", -1));
+  ASSERT_EQ(fifo.back(), std::to_string(kMaxJobId - 4));
+  ClaimResult r = Claim(10);
+  std::vector<std::string> order;
+  for (const auto& j : r.jobs) order.push_back(j.id);
+  EXPECT_EQ(order, (std::vector<std::string>{fifo[0], fifo[1], fifo[2], fifo[3], high, low}));
+}
+
+TEST_F(JobQueueEnqueue, TheLastIdIsIssuedAndThenSubmissionsAreRefused) {
+  Redis({"SET", Key("seq"), std::to_string(kMaxJobId - 1)});
+  EXPECT_EQ(Submit("last"), std::to_string(kMaxJobId));
+  JobSpec spec;
+  spec.name = "one-too-many";
+  auto r = queue_->Enqueue(spec);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Status::Code::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("ids"), std::string::npos) << r.status().message();
+  EXPECT_EQ(Redis({"GET", Key("seq")}).str, std::to_string(kMaxJobId)) << "nothing written";
+  EXPECT_EQ(Redis({"ZCARD", Key("waiting")}).integer, 1);
+}
+
 TEST_F(JobQueueClaim, ClaimedJobCarriesItsSpecAndAUniqueToken) {
   JobSpec spec;
   spec.name = "resize";
@@ -306,7 +340,7 @@ TEST_F(JobQueueClaim, LargeBatchesCrossTheLuaUnpackLimit) {
   EXPECT_EQ(stats->active, 0);
   EXPECT_EQ(stats->completed, 1'500) << "each call trims at most 1000 jobs per set";
   ASSERT_TRUE(queue_->FinishBatch({}).ok());
-  EXPECT_EQ(queue_->Stats()->completed, RetentionPolicy{}.keep_completed);
+  EXPECT_EQ(queue_->Stats()->completed, QueueOptions{}.keep_completed);
 }
 
 TEST_F(JobQueueDelayed, DelayedJobBecomesClaimableWhenDue) {
@@ -364,6 +398,105 @@ TEST_F(JobQueueIdempotency, ResubmitWithTheSameKeyReturnsTheSameJob) {
   EXPECT_EQ((*batch)[2].id, (*batch)[1].id);
   EXPECT_FALSE((*batch)[2].created);
   EXPECT_EQ(Redis({"GET", Key("seq")}).AsInt(), 2) << "resubmits consume no id";
+}
+
+TEST_F(JobQueueIdempotency, AKeyOutlivesItsCompletedJobsRetentionWithinItsWindow) {
+  QueueOptions retention;
+  retention.keep_completed = 1;
+  queue_ = Open(retention);
+  JobSpec charge;
+  charge.name = "charge";
+  charge.idempotency_key = "order-9";
+  std::string first = Submit(charge);
+  ASSERT_TRUE(Finish(ClaimOne(), true, "charged"));
+  // Another job finishes: retention keeps one completed job, so the first is trimmed.
+  Submit("other");
+  ASSERT_TRUE(Finish(ClaimOne(), true));
+  ASSERT_TRUE(queue_->Get(first).status().IsNotFound()) << "the job itself is trimmed";
+  auto again = queue_->Enqueue(charge);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_FALSE(again->created) << "a resubmit inside the window must not run the work again";
+  EXPECT_EQ(again->id, first);
+  EXPECT_EQ(Redis({"ZCARD", Key("waiting")}).integer, 0);
+}
+
+TEST_F(JobQueueIdempotency, AKeyIsReleasedOnceItsWindowHasPassed) {
+  JobSpec spec;
+  spec.name = "charge";
+  spec.idempotency_key = "order-10";
+  spec.idempotency_window = milliseconds(3'600'000);
+  int64_t before = NowUnixMillis();
+  std::string first = Submit(spec);
+  EXPECT_NEAR(Redis({"ZSCORE", Key("idem_expiry"), "order-10"}).AsInt(), before + 3'600'000, 1'000)
+      << "the job's own window";
+  ASSERT_TRUE(Finish(ClaimOne(), true));
+  EXPECT_FALSE(queue_->Enqueue(spec)->created);
+  // The window passes (backdated, not waited for): the key is free again.
+  Redis({"ZADD", Key("idem_expiry"), std::to_string(NowUnixMillis() - 1), "order-10"});
+  auto again = queue_->Enqueue(spec);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->created);
+  EXPECT_NE(again->id, first);
+  EXPECT_EQ(Redis({"HGET", Key("idem"), "order-10"}).str, again->id);
+}
+
+TEST_F(JobQueueIdempotency, AnUnfinishedJobKeepsItsKeyPastItsWindow) {
+  JobSpec spec;
+  spec.name = "slow";
+  spec.idempotency_key = "report-1";
+  spec.idempotency_window = milliseconds(60'000);
+  std::string id = Submit(spec);
+  Redis({"ZADD", Key("idem_expiry"), std::to_string(NowUnixMillis() - 1), "report-1"});
+  auto again = queue_->Enqueue(spec);
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(again->created) << "the work has not run yet";
+  EXPECT_EQ(again->id, id);
+  EXPECT_GT(Redis({"ZSCORE", Key("idem_expiry"), "report-1"}).AsInt(), NowUnixMillis())
+      << "looked at again one window later";
+}
+
+TEST_F(JobQueueIdempotency, TheQueuesWindowAppliesToJobsThatSetNone) {
+  QueueOptions options;
+  options.idempotency_window = milliseconds(7 * 24 * 3'600'000LL);
+  queue_ = Open(options);
+  JobSpec spec;
+  spec.name = "weekly";
+  spec.idempotency_key = "week-48";
+  int64_t before = NowUnixMillis();
+  Submit(spec);
+  EXPECT_NEAR(Redis({"ZSCORE", Key("idem_expiry"), "week-48"}).AsInt(),
+              before + options.idempotency_window.count(), 1'000);
+}
+
+TEST_F(JobQueueIdempotency, ExpiredKeysAreReleasedABoundedNumberPerSubmitWithoutAScan) {
+  QueueOptions options;
+  options.keep_completed = 0;
+  queue_ = Open(options);
+  std::vector<JobSpec> specs(300);
+  for (size_t i = 0; i < specs.size(); ++i) {
+    specs[i].name = "keyed";
+    specs[i].idempotency_key = "k" + std::to_string(i);
+  }
+  ASSERT_TRUE(queue_->EnqueueBatch(specs).ok());
+  ClaimResult claimed = Claim(300);
+  std::vector<JobOutcome> outcomes;
+  for (const ClaimedJob& job : claimed.jobs) {
+    JobOutcome done;
+    done.id = job.id;
+    done.token = job.token;
+    outcomes.push_back(done);
+  }
+  ASSERT_TRUE(queue_->FinishBatch(outcomes).ok());
+  ASSERT_EQ(Redis({"HLEN", Key("idem")}).integer, 300) << "trimmed jobs keep their keys";
+  for (size_t i = 0; i < specs.size(); ++i) {
+    Redis({"ZADD", Key("idem_expiry"), "1", specs[i].idempotency_key});
+  }
+  Submit("plain");
+  EXPECT_EQ(Redis({"HLEN", Key("idem")}).integer, 199) << "1 + 100 released by one submit";
+  EXPECT_EQ(Redis({"ZCARD", Key("idem_expiry")}).integer, 199);
+  Submit("plain");
+  Submit("plain");
+  EXPECT_EQ(Redis({"HLEN", Key("idem")}).integer, 0);
 }
 
 TEST_F(JobQueueIdempotency, NewJobsAroundAResubmitInOneBatchGetConsecutiveIds) {
@@ -440,6 +573,76 @@ TEST_F(JobQueueFailure, FailedJobBacksOffExponentiallyThenGoesDead) {
   EXPECT_GT(job.finished_ms, 0);
   EXPECT_EQ(Redis({"ZSCORE", Key("dead"), id}).AsInt(), job.finished_ms);
   EXPECT_TRUE(Redis({"ZSCORE", Key("delayed"), id}).is_nil());
+}
+
+TEST_F(JobQueueFailure, BackoffIsCappedAndStoredAsAnInteger) {
+  JobSpec spec;
+  spec.name = "stubborn";
+  spec.max_attempts = 100;
+  std::string id = Submit(spec);
+  // As if it had already failed 59 times: the 60th failure would wait 2^59 s uncapped.
+  Redis({"HSET", Key("job:" + id), "attempts", "59"});
+  int64_t before = NowUnixMillis();
+  ClaimedJob job = ClaimOne();
+  ASSERT_EQ(job.attempt, 60);
+  ASSERT_TRUE(Finish(job, false, "still broken", 1.2));
+  std::string stored = Redis({"HGET", Key("job:" + id), "run_at_ms"}).str;
+  EXPECT_TRUE(!stored.empty() && stored.find_first_not_of("0123456789") == std::string::npos)
+      << "run_at_ms is stored as '" << stored << "'";
+  Job delayed = GetJob(id);
+  EXPECT_EQ(delayed.state, JobState::kDelayed);
+  EXPECT_GE(delayed.run_at_ms, before + 3'600'000 - 1'000) << "2^59 s, capped at 1 h";
+  EXPECT_LE(delayed.run_at_ms, NowUnixMillis() + 3'600'000);
+  EXPECT_EQ(Redis({"ZSCORE", Key("delayed"), id}).str, std::to_string(delayed.run_at_ms));
+}
+
+TEST_F(JobQueueFailure, AJobsOwnMaxBackoffWinsOverTheQueues) {
+  QueueOptions options;
+  options.max_backoff = milliseconds(10'000);
+  queue_ = Open(options);
+  JobSpec capped_by_queue;
+  capped_by_queue.name = "a";
+  capped_by_queue.max_attempts = 10;
+  JobSpec capped_by_job = capped_by_queue;
+  capped_by_job.name = "b";
+  capped_by_job.max_backoff = milliseconds(2'000);
+  std::string a = Submit(capped_by_queue);
+  std::string b = Submit(capped_by_job);
+  for (const std::string& id : {a, b}) Redis({"HSET", Key("job:" + id), "attempts", "7"});
+  int64_t before = NowUnixMillis();
+  ClaimResult r = Claim(2);
+  ASSERT_EQ(r.jobs.size(), 2u);
+  ASSERT_TRUE(Finish(r.jobs[0], false, "x", 1.0));
+  ASSERT_TRUE(Finish(r.jobs[1], false, "x", 1.0));
+  EXPECT_NEAR(GetJob(a).run_at_ms - before, 10'000, 1'000) << "2^7 s, capped by the queue";
+  EXPECT_NEAR(GetJob(b).run_at_ms - before, 2'000, 1'000) << "capped by the job's own";
+}
+
+TEST_F(JobQueueFailure, EachAttemptsErrorIsKeptTheNewestTen) {
+  JobSpec spec;
+  spec.name = "flaky";
+  spec.max_attempts = 12;
+  std::string id = Submit(spec);
+  for (int attempt = 1; attempt <= 12; ++attempt) {
+    ClaimedJob job = ClaimOne();
+    ASSERT_EQ(job.attempt, attempt);
+    if (attempt == 4) {
+      ExpireLease(id);
+      ASSERT_EQ(*queue_->Reap(100), 1);
+      continue;
+    }
+    ASSERT_TRUE(Finish(job, false, "boom " + std::to_string(attempt)));
+    if (attempt < 12) MakeDue(id);
+  }
+  Job job = GetJob(id);
+  EXPECT_EQ(job.state, JobState::kDead);
+  EXPECT_EQ(job.error, "boom 12");
+  ASSERT_EQ(job.attempt_errors.size(), static_cast<size_t>(kMaxAttemptErrors));
+  EXPECT_EQ(job.attempt_errors.front().attempt, 3);
+  EXPECT_EQ(job.attempt_errors.front().error, "boom 3");
+  EXPECT_EQ(job.attempt_errors[1].error, "lease expired without renewal (stall 1)");
+  EXPECT_EQ(job.attempt_errors.back().attempt, 12);
+  EXPECT_EQ(job.attempt_errors.back().error, "boom 12");
 }
 
 TEST_F(JobQueueFailure, NonRetryableFailureOrAHandlerLimitGoesDeadAtOnce) {
@@ -598,7 +801,11 @@ TEST_F(JobQueueReaper, ExpiredLeaseReturnsToWaitingWithAStall) {
   Job stored = GetJob(id);
   EXPECT_EQ(stored.state, JobState::kWaiting);
   EXPECT_EQ(stored.stalls, 1);
-  EXPECT_EQ(stored.error, "lease expired (stall 1)");
+  EXPECT_EQ(stored.error, "") << "a stall is no error of the job's";
+  ASSERT_EQ(stored.attempt_errors.size(), 1u);
+  EXPECT_EQ(stored.attempt_errors[0].attempt, 1);
+  EXPECT_EQ(stored.attempt_errors[0].error, "lease expired without renewal (stall 1)");
+  EXPECT_NEAR(stored.attempt_errors[0].at_ms, NowUnixMillis(), 5'000);
   EXPECT_EQ(Redis({"LLEN", Key("wake")}).integer, 1) << "a sleeping worker is woken";
   auto r = queue_->RenewBatch({{job.id, job.token, milliseconds(30'000)}});
   ASSERT_TRUE(r.ok());
@@ -608,6 +815,7 @@ TEST_F(JobQueueReaper, ExpiredLeaseReturnsToWaitingWithAStall) {
 TEST_F(JobQueueReaper, JobThatStallsFiveTimesGoesDeadWithTheReason) {
   JobSpec spec;
   spec.name = "crashes-its-worker";
+  spec.max_attempts = 10;  // attempts to spare: the stall limit is what stops it
   spec.idempotency_key = "k";
   std::string id = Submit(spec);
   for (int stall = 1; stall <= kMaxStalls; ++stall) {
@@ -621,6 +829,38 @@ TEST_F(JobQueueReaper, JobThatStallsFiveTimesGoesDeadWithTheReason) {
   EXPECT_EQ(job.error, "stalled 5 times: lease expired without renewal (worker crashed or hung)");
   EXPECT_TRUE(Claim(1).jobs.empty());
   EXPECT_TRUE(queue_->Enqueue(spec)->created) << "dead frees the idempotency key";
+}
+
+TEST_F(JobQueueReaper, AStallCountsAsAnAttempt) {
+  JobSpec spec;
+  spec.name = "once";
+  spec.max_attempts = 1;
+  std::string id = Submit(spec);
+  ClaimOne();
+  ExpireLease(id);
+  ASSERT_EQ(*queue_->Reap(100), 1);
+  Job job = GetJob(id);
+  EXPECT_EQ(job.state, JobState::kDead) << "a --max-attempts 1 job runs once, stall or not";
+  EXPECT_EQ(job.attempts, 1);
+  EXPECT_EQ(job.stalls, 1);
+  EXPECT_EQ(job.error,
+            "lease expired on its last attempt (1 of 1): the worker crashed, hung or lost Redis");
+  EXPECT_TRUE(Claim(1).jobs.empty());
+}
+
+TEST_F(JobQueueReaper, AStallKeepsTheJobsLastRealError) {
+  JobSpec spec;
+  spec.name = "flaky";
+  spec.max_attempts = 3;
+  std::string id = Submit(spec);
+  ASSERT_TRUE(Finish(ClaimOne(), false, "connection refused"));
+  MakeDue(id);
+  ClaimOne();
+  ExpireLease(id);
+  ASSERT_EQ(*queue_->Reap(100), 1);
+  Job job = GetJob(id);
+  EXPECT_EQ(job.state, JobState::kWaiting);
+  EXPECT_EQ(job.error, "connection refused") << "a stall must not overwrite the real error";
 }
 
 TEST_F(JobQueueReaper, DueDelayedJobsBecomeWaiting) {
@@ -674,6 +914,64 @@ TEST_F(JobQueueCancel, CancelledActiveJobLosesItsClaim) {
   EXPECT_EQ(stored.state, JobState::kCancelled);
   EXPECT_EQ(stored.result, "");
   EXPECT_EQ(Redis({"ZCARD", Key("active")}).integer, 0);
+}
+
+TEST_F(JobQueueCancel, ACancelledActiveJobHoldsItsKeyUntilItsWorkerHasStopped) {
+  JobSpec spec;
+  spec.name = "charge";
+  spec.idempotency_key = "order-5";
+  std::string id = Submit(spec);
+  ClaimedJob running = ClaimOne();
+  ASSERT_TRUE(queue_->Cancel(id).ok());
+  EXPECT_EQ(GetJob(id).state, JobState::kCancelled);
+  // The handler may still be running: the work is not finished, so the key is not free.
+  auto during = queue_->Enqueue(spec);
+  ASSERT_TRUE(during.ok()) << during.status().ToString();
+  EXPECT_FALSE(during->created);
+  EXPECT_EQ(during->id, id);
+  // The worker learns of the cancel, stops the handler and reports: its outcome is refused,
+  // and the claim ends with it.
+  EXPECT_FALSE(Finish(running, true, "done anyway"));
+  EXPECT_EQ(Redis({"EXISTS", Key("claim:" + id)}).integer, 0);
+  EXPECT_EQ(Redis({"ZCARD", Key("active")}).integer, 0);
+  Job stopped = GetJob(id);
+  EXPECT_EQ(stopped.state, JobState::kCancelled);
+  EXPECT_EQ(stopped.result, "");
+  EXPECT_GT(stopped.finished_ms, 0);
+  EXPECT_EQ(Redis({"ZSCORE", Key("cancelled"), id}).AsInt(), stopped.finished_ms);
+  auto after = queue_->Enqueue(spec);
+  ASSERT_TRUE(after.ok());
+  EXPECT_TRUE(after->created) << "once it really stopped, the key is free";
+}
+
+TEST_F(JobQueueCancel, ACancelledActiveJobWhoseWorkerDiedEndsWhenItsLeaseExpires) {
+  JobSpec spec;
+  spec.name = "charge";
+  spec.idempotency_key = "order-6";
+  std::string id = Submit(spec);
+  ClaimOne();
+  ASSERT_TRUE(queue_->Cancel(id).ok());
+  ExpireLease(id);
+  ASSERT_EQ(*queue_->Reap(100), 1);
+  Job job = GetJob(id);
+  EXPECT_EQ(job.state, JobState::kCancelled);
+  EXPECT_EQ(job.stalls, 0) << "a cancelled job's lease running out is not a stall";
+  EXPECT_EQ(Redis({"EXISTS", Key("claim:" + id)}).integer, 0);
+  EXPECT_EQ(Redis({"ZCARD", Key("waiting")}).integer, 0);
+  EXPECT_TRUE(queue_->Enqueue(spec)->created);
+}
+
+TEST_F(JobQueueCancel, CheckClaimsSaysWhichClaimsAreStillCurrent) {
+  std::string kept = Submit("kept");
+  std::string cancelled = Submit("cancelled");
+  ClaimResult r = Claim(2);
+  ASSERT_EQ(r.jobs.size(), 2u);
+  ASSERT_TRUE(queue_->Cancel(cancelled).ok());
+  auto held = queue_->CheckClaims({{kept, r.jobs[0].token},
+                                   {cancelled, r.jobs[1].token},
+                                   {kept, "stale"}});
+  ASSERT_TRUE(held.ok()) << held.status().ToString();
+  EXPECT_EQ(*held, (std::vector<bool>{true, false, false}));
 }
 
 TEST_F(JobQueueCancel, CancelOfAFinishedJobIsRefused) {
@@ -732,7 +1030,7 @@ TEST_F(JobQueueRetry, RetriedJobTakesBackItsKeyOnlyIfFree) {
 }
 
 TEST_F(JobQueueRetention, KeepsOnlyTheNewestCompletedJobs) {
-  RetentionPolicy retention;
+  QueueOptions retention;
   retention.keep_completed = 3;
   queue_ = Open(retention);
   std::vector<std::string> ids;
@@ -749,11 +1047,11 @@ TEST_F(JobQueueRetention, KeepsOnlyTheNewestCompletedJobs) {
   EXPECT_TRUE(queue_->Get(ids[0]).status().IsNotFound());
   EXPECT_TRUE(queue_->Get(ids[1]).status().IsNotFound());
   EXPECT_TRUE(queue_->Get(ids[2]).ok());
-  EXPECT_EQ(Redis({"HLEN", Key("idem")}).integer, 3) << "trimmed jobs free their keys";
+  EXPECT_EQ(Redis({"HLEN", Key("idem")}).integer, 5) << "keys outlive their trimmed jobs";
 }
 
 TEST_F(JobQueueRetention, DeletesCompletedJobsPastTheirAge) {
-  RetentionPolicy retention;
+  QueueOptions retention;
   retention.completed_max_age = milliseconds(60'000);
   queue_ = Open(retention);
   std::string old_job = Submit("old");
@@ -763,6 +1061,78 @@ TEST_F(JobQueueRetention, DeletesCompletedJobsPastTheirAge) {
   ASSERT_TRUE(Finish(ClaimOne(), true));
   EXPECT_TRUE(queue_->Get(old_job).status().IsNotFound());
   EXPECT_EQ(Redis({"ZCARD", Key("completed")}).integer, 1);
+}
+
+// Dead jobs: the newest keep_dead are kept, oldest trimmed first, when jobs finish.
+TEST_F(JobQueueRetention, KeepsOnlyTheNewestDeadJobs) {
+  QueueOptions retention;
+  retention.keep_dead = 2;
+  queue_ = Open(retention);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) {
+    JobSpec spec;
+    spec.name = "doomed";
+    spec.max_attempts = 1;
+    ids.push_back(Submit(spec));
+    ASSERT_TRUE(Finish(ClaimOne(), false, "boom " + std::to_string(i)));
+    // Finish times order them: make each older than the next by a second.
+    Redis({"ZADD", Key("dead"), std::to_string(NowUnixMillis() - 10'000 + i * 1'000), ids[i]});
+  }
+  FinishAJob();
+  EXPECT_EQ(Redis({"ZCARD", Key("dead")}).integer, 2);
+  EXPECT_TRUE(queue_->Get(ids[0]).status().IsNotFound());
+  EXPECT_TRUE(queue_->Get(ids[1]).status().IsNotFound());
+  EXPECT_EQ(GetJob(ids[2]).state, JobState::kDead);
+  EXPECT_EQ(GetJob(ids[3]).error, "boom 3");
+}
+
+TEST_F(JobQueueRetention, DeletesDeadJobsPastTheirAge) {
+  QueueOptions retention;
+  retention.dead_max_age = milliseconds(60'000);
+  queue_ = Open(retention);
+  JobSpec spec;
+  spec.name = "doomed";
+  spec.max_attempts = 1;
+  std::string old_job = Submit(spec);
+  ASSERT_TRUE(Finish(ClaimOne(), false, "old"));
+  std::string recent = Submit(spec);
+  ASSERT_TRUE(Finish(ClaimOne(), false, "recent"));
+  Redis({"ZADD", Key("dead"), std::to_string(NowUnixMillis() - 120'000), old_job});
+  FinishAJob();
+  EXPECT_TRUE(queue_->Get(old_job).status().IsNotFound());
+  EXPECT_EQ(GetJob(recent).state, JobState::kDead);
+  EXPECT_EQ(Redis({"ZCARD", Key("dead")}).integer, 1);
+}
+
+// Cancelled jobs follow the dead bounds (keep_dead, dead_max_age).
+TEST_F(JobQueueRetention, KeepsOnlyTheNewestCancelledJobsByTheDeadCount) {
+  QueueOptions retention;
+  retention.keep_dead = 1;
+  queue_ = Open(retention);
+  std::string older = Submit("a");
+  std::string newer = Submit("b");
+  ASSERT_TRUE(queue_->Cancel(older).ok());
+  ASSERT_TRUE(queue_->Cancel(newer).ok());
+  Redis({"ZADD", Key("cancelled"), std::to_string(NowUnixMillis() - 5'000), older});
+  EXPECT_EQ(Redis({"ZCARD", Key("cancelled")}).integer, 2) << "cancelling trims nothing";
+  FinishAJob();
+  EXPECT_TRUE(queue_->Get(older).status().IsNotFound());
+  EXPECT_EQ(GetJob(newer).state, JobState::kCancelled);
+  EXPECT_EQ(Redis({"ZCARD", Key("cancelled")}).integer, 1);
+}
+
+TEST_F(JobQueueRetention, DeletesCancelledJobsPastTheDeadAge) {
+  QueueOptions retention;
+  retention.dead_max_age = milliseconds(60'000);
+  queue_ = Open(retention);
+  std::string old_job = Submit("a");
+  std::string recent = Submit("b");
+  ASSERT_TRUE(queue_->Cancel(old_job).ok());
+  ASSERT_TRUE(queue_->Cancel(recent).ok());
+  Redis({"ZADD", Key("cancelled"), std::to_string(NowUnixMillis() - 120'000), old_job});
+  FinishAJob();
+  EXPECT_TRUE(queue_->Get(old_job).status().IsNotFound());
+  EXPECT_EQ(GetJob(recent).state, JobState::kCancelled);
 }
 
 TEST_F(JobQueueInspect, StatsCountEachStateAndTheOldestWaitingAge) {
@@ -866,9 +1236,13 @@ TEST_F(JobQueueInspect, AReapedOrCancelledClaimLeavesItsAttemptAndStartInTheJob)
   ASSERT_TRUE(queue_->Cancel(reaped).ok());
   Job cancelled = GetJob(reaped);
   EXPECT_EQ(cancelled.state, JobState::kCancelled);
+  EXPECT_TRUE(cancelled.stopping) << "its handler has not reported yet";
   EXPECT_EQ(cancelled.attempts, 2);
   EXPECT_GT(cancelled.started_ms, 0);
+  EXPECT_EQ(Redis({"GET", Key("claim:" + reaped)}).str, again.token + " cancelled");
+  EXPECT_FALSE(Finish(again, true));
   EXPECT_EQ(Redis({"EXISTS", Key("claim:" + reaped)}).integer, 0);
+  EXPECT_FALSE(GetJob(reaped).stopping);
 }
 
 TEST_F(JobQueueInspect, UnknownIdIsNotFound) {
@@ -928,6 +1302,60 @@ TEST_F(JobQueueRedis, WaitForWorkReturnsWhenAJobIsSubmitted) {
   EXPECT_TRUE(*woken);
   EXPECT_EQ(Redis({"LLEN", Key("wake")}).integer, 0) << "submissions coalesce into one wake-up";
   EXPECT_TRUE(queue_->ClaimBatch(1, 0).ok()) << "the connection is usable after blocking";
+}
+
+// A queue written by lanekeeper before this layout: waiting scored (priority + 1000) *
+// 2^42 + id, and idempotency keys without an expiry. Opening it upgrades it in place.
+TEST_F(JobQueueRedis, AQueueOfTheOldLayoutIsUpgradedWhenOpenedKeepingItsOrder) {
+  const int64_t band = int64_t{1} << 42;
+  struct Old { std::string id; int priority; };
+  const std::vector<Old> old = {{"3", 0}, {"4", -1000}, {"5", 7}, {"6", 0}, {"1200", -1000}};
+  for (const Old& o : old) {
+    Redis({"HSET", Key("job:" + o.id), "name", "old-" + o.id, "payload", "{}", "priority",
+           std::to_string(o.priority), "max_attempts", "3", "lease_ms", "30000", "timeout_ms",
+           "0", "created_ms", std::to_string(NowUnixMillis()), "state", "waiting"});
+    Redis({"ZADD", Key("waiting"), std::to_string((o.priority + 1000) * band + std::stoll(o.id)),
+           o.id});
+  }
+  Redis({"HSET", Key("job:3"), "idem", "legacy-key"});
+  Redis({"HSET", Key("idem"), "legacy-key", "3"});
+  Redis({"SET", Key("seq"), "1200"});
+  queue_ = Open();
+  EXPECT_EQ(Redis({"ZSCORE", Key("waiting"), "A5"}).str, "7");
+  EXPECT_EQ(Redis({"EXISTS", Key("waiting:migrating")}).integer, 0);
+  EXPECT_NEAR(Redis({"ZSCORE", Key("idem_expiry"), "legacy-key"}).AsInt(),
+              NowUnixMillis() + 24 * 3'600'000LL, 5'000);
+  std::string fresh = Submit("new", 0);
+  ClaimResult r = Claim(10);
+  std::vector<std::string> order;
+  for (const auto& j : r.jobs) order.push_back(j.id);
+  EXPECT_EQ(order, (std::vector<std::string>{"4", "1200", "3", "6", fresh, "5"}));
+  JobSpec resubmit;
+  resubmit.name = "old-3";
+  resubmit.idempotency_key = "legacy-key";
+  EXPECT_EQ(queue_->Enqueue(resubmit)->id, "3") << "the legacy key is still held";
+}
+
+TEST_F(JobQueueRedis, OpeningAQueueOfTheCurrentLayoutWritesNothing) {
+  Submit("a");
+  Redis({"CONFIG", "RESETSTAT"});
+  queue_ = Open();
+  auto info = Redis({"INFO", "commandstats"});
+  for (const char* write : {"cmdstat_zadd", "cmdstat_hset", "cmdstat_set", "cmdstat_zunionstore"}) {
+    EXPECT_EQ(info.str.find(write), std::string::npos) << info.str;
+  }
+}
+
+TEST(JobQueueRedisVersion, SixAndLaterAreEnoughAndOlderAreRefusedByName) {
+  for (const char* ok : {"6.0.0", "6.2.14", "7.0.15", "7.4.1", "10.0.0", "unknown"}) {
+    EXPECT_TRUE(CheckRedisVersion(ok, "redis://h:6379/0").ok()) << ok;
+  }
+  for (const char* old : {"5.0.14", "4.0.9", "2.8.24"}) {
+    Status s = CheckRedisVersion(old, "redis://h:6379/0");
+    EXPECT_EQ(s.code(), Status::Code::kFailedPrecondition) << old;
+    EXPECT_EQ(s.message(), "Redis " + std::string(old) +
+                               " at redis://h:6379/0 is too old: the queue needs Redis 6.0 or later");
+  }
 }
 
 TEST_F(JobQueueRedis, QueueNamesThatWouldBreakTheHashTagAreRefused) {

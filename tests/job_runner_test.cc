@@ -6,8 +6,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include "tests/support/child_process.h"
@@ -158,6 +161,61 @@ TEST_F(JobRunnerTest, CancellingARunningJobStopsItsHandlerAndFreesTheSlot) {
   EXPECT_EQ(Get(id).state, JobState::kCancelled);
 }
 
+// A handler that runs until it is told to stop, and says when it started and stopped.
+class UntilStopped : public Handler {
+ public:
+  HandlerOutcome Run(const JobContext& ctx) override {
+    Signal([&] { started_ = true; });
+    while (!ctx.stop.stop_requested()) ctx.stop.SleepFor(Millis(60'000));
+    Signal([&] { stopped_at_ = std::chrono::steady_clock::now(); });
+    return {true, "finished anyway", ""};
+  }
+  bool WaitStarted(std::chrono::milliseconds timeout) {
+    std::unique_lock lk(mu_);
+    return cv_.wait_for(lk, timeout, [&] { return started_; });
+  }
+  std::optional<std::chrono::steady_clock::time_point> WaitStopped(
+      std::chrono::milliseconds timeout) {
+    std::unique_lock lk(mu_);
+    cv_.wait_for(lk, timeout, [&] { return stopped_at_.has_value(); });
+    return stopped_at_;
+  }
+
+ private:
+  template <typename F>
+  void Signal(F change) {
+    {
+      std::lock_guard lk(mu_);
+      change();
+    }
+    cv_.notify_all();
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool started_ = false;
+  std::optional<std::chrono::steady_clock::time_point> stopped_at_;
+};
+
+TEST_F(JobRunnerTest, CancellingARunningJobStopsItsHandlerWithinASecond) {
+  auto handler = std::make_shared<UntilStopped>();
+  JobRunnerOptions options = Options(1);
+  options.handlers["until-stopped"].handler = handler;
+  std::string id = Submit(Spec("until-stopped"));  // the default 30 s lease: renewed every 10 s
+  RunningWorker worker(std::move(options));
+  ASSERT_TRUE(handler->WaitStarted(30s));
+  auto cancelled_at = std::chrono::steady_clock::now();
+  ASSERT_TRUE(queue_->Cancel(id).ok());
+  auto stopped_at = handler->WaitStopped(30s);
+  ASSERT_TRUE(stopped_at.has_value()) << "the handler was never stopped";
+  EXPECT_LT(*stopped_at - cancelled_at, 1s);
+  std::printf("handler stopped %lld ms after the cancel\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         *stopped_at - cancelled_at).count()));
+  // The worker reports the stop, which ends the claim; the outcome is not recorded.
+  EXPECT_TRUE(Eventually([&] { return Get(id).state == JobState::kCancelled && Get(id).result.empty() &&
+                                      queue_->Stats()->active == 0; }, 10s));
+}
+
 TEST_F(JobRunnerTest, LongJobsKeepTheirLeaseWhileTheyRun) {
   JobSpec spec = Spec("sleep", R"({"ms": 8000})");
   spec.lease = kMinLease;
@@ -193,7 +251,7 @@ TEST_F(JobRunnerTest, DrainsManyFastJobsCompletingEachExactlyOnce) {
   std::vector<JobSpec> specs(1'000, Spec("noop"));
   for (int i = 0; i < kJobs; i += 1'000) ASSERT_TRUE(queue_->EnqueueBatch(specs).ok());
   JobRunnerOptions options = Options(16);
-  options.retention.keep_completed = kJobs;
+  options.queue_options.keep_completed = kJobs;
   auto start = std::chrono::steady_clock::now();
   RunningWorker worker(std::move(options));
   ASSERT_TRUE(Eventually(
@@ -216,7 +274,7 @@ TEST_F(JobRunnerTest, AStopInTheMiddleOfAFastDrainLosesNoJobAndRunsNoneTwice) {
   std::vector<JobSpec> specs(1'000, Spec("noop"));
   for (int i = 0; i < kJobs; i += 1'000) ASSERT_TRUE(queue_->EnqueueBatch(specs).ok());
   JobRunnerOptions options = Options(16);
-  options.retention.keep_completed = kJobs;
+  options.queue_options.keep_completed = kJobs;
   RunningWorker worker(std::move(options));
   ASSERT_TRUE(Eventually(
       [&] {

@@ -81,19 +81,25 @@ class JobsCli : public ::testing::Test {
     return r.ok() ? r->integer : -1;
   }
 
-  // A job that failed its only attempt: claimed and finished with an error.
-  std::string DeadJob() {
-    std::string id = Submit({"flaky", "--max-attempts", "1"});
+  // Claims the next job (id) and finishes it with error, as a worker whose handler failed.
+  void ClaimAndFail(const std::string& id, const std::string& error) {
     auto q = Queue();
     auto claim = q->ClaimBatch(1, 0);
-    EXPECT_TRUE(claim.ok() && claim->jobs.size() == 1);
+    ASSERT_TRUE(claim.ok() && claim->jobs.size() == 1);
+    ASSERT_EQ(claim->jobs[0].id, id);
     JobOutcome failure;
     failure.id = id;
     failure.token = claim->jobs[0].token;
     failure.success = false;
-    failure.error = "boom";
+    failure.error = error;
     EXPECT_TRUE(q->FinishBatch({failure}).ok());
-    EXPECT_EQ(q->Get(id)->state, JobState::kDead);
+  }
+
+  // A job that failed its only attempt: claimed and finished with an error.
+  std::string DeadJob() {
+    std::string id = Submit({"flaky", "--max-attempts", "1"});
+    ClaimAndFail(id, "boom");
+    EXPECT_EQ(Queue()->Get(id)->state, JobState::kDead);
     return id;
   }
 
@@ -114,8 +120,14 @@ TEST_F(JobsCli, SubmitPrintsTheNewJobsIdAndStoresItWaiting) {
 
 TEST_F(JobsCli, SubmitStoresEveryFlag) {
   std::string id = Submit({"report", "--priority", "-5", "--delay", "5m", "--max-attempts", "7",
-                           "--timeout", "90s", "--lease", "2m", "--idempotency-key", "r-1"});
-  auto job = Queue()->Get(id);
+                           "--timeout", "90s", "--lease", "2m", "--idempotency-key", "r-1",
+                           "--idempotency-window", "7d", "--max-backoff", "10m"});
+  auto q = Queue();
+  EXPECT_EQ(q->connection().Command({"HGET", "lk:{default}:job:" + id, "max_backoff_ms"})->str,
+            "600000");
+  EXPECT_EQ(q->connection().Command({"HGET", "lk:{default}:job:" + id, "idem_window_ms"})->str,
+            "604800000");
+  auto job = q->Get(id);
   ASSERT_TRUE(job.ok());
   EXPECT_EQ(job->state, JobState::kDelayed);
   EXPECT_EQ(job->priority, -5);
@@ -153,6 +165,27 @@ TEST_F(JobsCli, GetShowsAJobForPeopleAndAsJson) {
   EXPECT_EQ(j["priority"], 3);
   EXPECT_EQ(j["max_attempts"], 3);
   EXPECT_EQ(j["payload"], json({{"w", 640}}));
+}
+
+TEST_F(JobsCli, GetShowsEachAttemptsErrorAndWholeNumbers) {
+  std::string id = Submit({"flaky", "--max-attempts", "100"});
+  // As if it had failed 59 times: an uncapped backoff would be due in 10^13 years.
+  Queue()->connection().Command({"HSET", "lk:{default}:job:" + id, "attempts", "59"});
+  ClaimAndFail(id, "upstream timed out");
+
+  CommandResult js = Lk({"jobs", "get", id, "--json"});
+  ASSERT_EQ(js.exit_code, kExitOk) << js.err;
+  json j = json::parse(js.out);
+  ASSERT_TRUE(j["run_at_ms"].is_number_integer()) << js.out;
+  EXPECT_GT(j["run_at_ms"].get<int64_t>(), NowUnixMillis());
+  EXPECT_LE(j["run_at_ms"].get<int64_t>(), NowUnixMillis() + 3'600'000);
+  ASSERT_EQ(j["attempt_errors"].size(), 1u) << js.out;
+  EXPECT_EQ(j["attempt_errors"][0]["attempt"], 60);
+  EXPECT_EQ(j["attempt_errors"][0]["error"], "upstream timed out");
+  EXPECT_TRUE(j["attempt_errors"][0]["at_ms"].is_number_integer());
+
+  CommandResult text = Lk({"jobs", "get", id});
+  EXPECT_THAT(text.out, ContainsRegex("attempt 60 +[0-9-]+T[0-9:.]+Z  upstream timed out\n"));
 }
 
 TEST_F(JobsCli, ListShowsTheJobsOfOneStateUpToTheLimit) {

@@ -286,6 +286,23 @@ TEST_F(JobsWork, HandlersFileErrorsNameFileLineColumnAndField) {
       << r.err;
 }
 
+TEST_F(JobsWork, KeepDeadAndKeepCompletedBoundWhatTheWorkerKeeps) {
+  std::vector<std::string> dead, completed;
+  for (int i = 0; i < 3; ++i) dead.push_back(Submit("fail", "{}", 1));
+  for (int i = 0; i < 3; ++i) completed.push_back(Submit("noop"));
+  auto worker = StartWorker(
+      {"--concurrency", "1", "--max-rss", "0", "--keep-dead", "1", "--keep-completed", "2"});
+  ASSERT_TRUE(Reaches(completed.back(), JobState::kCompleted, 30s)) << worker->Stderr();
+  auto stats = queue_->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->dead, 1);
+  EXPECT_EQ(stats->completed, 2);
+  EXPECT_TRUE(queue_->Get(dead.front()).status().IsNotFound());
+  EXPECT_TRUE(queue_->Get(completed.front()).status().IsNotFound());
+  worker->Signal(SIGTERM);
+  EXPECT_EQ(worker->Wait(30s), kExitOk);
+}
+
 TEST_F(JobsWork, MaxRssUnder256IsRejectedAsAUnitMixUp) {
   auto r = RunLanekeeper({"jobs", "work", "--redis", redis_->url(), "--queue", kWorkQueue,
                           "--concurrency", "1", "--max-rss", "100"});

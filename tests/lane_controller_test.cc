@@ -2,48 +2,35 @@
 // supervisors and workers against a real redis-server. `apply`, `get` and `delete` as a
 // user runs them.
 #include <cpprest/http_client.h>
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "controller/owner/owner_lease.h"
 #include "tests/support/child_process.h"
+#include "tests/support/loopback_port.h"
 #include "tests/support/proc_scan.h"
+#include "tests/support/queue_records.h"
 #include "tests/support/redis_server.h"
+#include "tests/support/signal_guard.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/worker_timeline.h"
 #include "worker/job_queue.h"
 
+// Named, not anonymous: the unity build compiles several test files as one.
 namespace lk {
-namespace {
+namespace lane_controller_test {
 
 using namespace std::chrono_literals;
 using testing::ChildProcess;
 using testing::Eventually;
 using testing::FindProcesses;
+using testing::OneAtATime;
 using testing::RunLanekeeper;
-
-// Whether a listening socket can be bound to 127.0.0.1:port right now.
-bool CanListenOn(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 && listen(fd, 1) == 0;
-  close(fd);
-  return ok;
-}
 
 class LaneControllerTest : public ::testing::Test {
  protected:
@@ -51,19 +38,25 @@ class LaneControllerTest : public ::testing::Test {
     auto server = testing::RedisServer::Start();
     ASSERT_TRUE(server.ok()) << server.status().message();
     server_ = std::move(server).value();
-    char tmpl[] = "/tmp/lk-ctl-test-XXXXXX";
-    dir_ = mkdtemp(tmpl);
+    ASSERT_TRUE(tmp_.ok());
+    dir_ = tmp_.path();
     specs_ = dir_ + "/specs";
     state_ = dir_ + "/state";
     std::filesystem::create_directories(specs_);
     queue_ = std::string(::testing::UnitTest::GetInstance()->current_test_info()->name())
                  .substr(0, 30) + "-" + std::to_string(getpid());
     auto ep = ParseRedisUrl(server_->url());
-    conn_ = std::move(RedisConnection::Connect(*ep, 2000ms)).value();
+    auto conn = RedisConnection::Connect(*ep, 2000ms);
+    ASSERT_TRUE(conn.ok()) << conn.status().message();
+    conn_ = std::move(conn).value();
+    auto q = OpenJobQueue(server_->url(), queue_);
+    ASSERT_TRUE(q.ok()) << q.status().message();
+    records_queue_ = std::move(q).value();
+    records_ = std::make_unique<testing::QueueRecords>(*records_queue_);
   }
 
   void TearDown() override {
-    StopSampler();
+    if (sampler_) sampler_->Stop();
     if (controller_ && controller_->Running()) {
       // Stopping drains every lane: bounded by the drain timeout (5 s) and its grace.
       controller_->Signal(SIGTERM);
@@ -74,9 +67,8 @@ class LaneControllerTest : public ::testing::Test {
       }
     }
     // Nothing of this test may outlive it, whatever went wrong.
-    for (pid_t p : Supervisors()) kill(p, SIGKILL);
-    for (pid_t p : Workers()) kill(p, SIGKILL);
-    std::filesystem::remove_all(dir_);
+    for (pid_t p : Supervisors()) testing::SignalProcess(p, SIGKILL);
+    for (pid_t p : Workers()) testing::SignalProcess(p, SIGKILL);
   }
 
   std::string LaneYaml(const std::string& name, int concurrency,
@@ -98,10 +90,12 @@ class LaneControllerTest : public ::testing::Test {
   }
 
   ChildProcess& StartController() {
-    status_port_ = testing::FreeLoopbackPort();
+    auto port = testing::LoopbackPort::ForServer();
+    EXPECT_TRUE(port.ok()) << port.status().message();
+    status_port_ = std::move(port).value();
     controller_ = std::make_unique<ChildProcess>(std::vector<std::string>{
         testing::LanekeeperBinary(), "--redis", server_->url(), "controller", "--specs", specs_,
-        "--state-dir", state_, "--status-addr", "127.0.0.1:" + std::to_string(status_port_),
+        "--state-dir", state_, "--status-addr", status_port_->address(),
         "--rescan", "1s", "--supervisor-arg=--lease-ttl=3s", "--supervisor-arg=--lease-renew=1s"});
     return *controller_;
   }
@@ -112,8 +106,7 @@ class LaneControllerTest : public ::testing::Test {
     try {
       web::http::client::http_client_config config;
       config.set_timeout(std::chrono::seconds(5));
-      web::http::client::http_client client(
-          "http://127.0.0.1:" + std::to_string(status_port_), config);
+      web::http::client::http_client client("http://" + status_port_->address(), config);
       auto resp = client.request(web::http::methods::GET, path).get();
       return {resp.status_code(), resp.extract_string().get()};
     } catch (const std::exception& e) {
@@ -176,49 +169,41 @@ class LaneControllerTest : public ::testing::Test {
     return -1;
   }
 
-  // Samples the number of live workers of the queue every 5 ms until StopSampler().
+  // Watches the queue's workers in /proc every 5 ms from now on: start it before what
+  // is watched is launched. A second witness beside the event record.
   void StartSampler() {
-    sampling_ = true;
-    sampler_ = std::thread([this] {
-      while (sampling_) {
-        auto workers = Workers();
-        int n = static_cast<int>(workers.size());
-        if (n > 1 && max_workers_.load() <= 1) {
-          // What the failure message shows: which processes were seen together.
-          std::string seen;
-          for (pid_t p : workers) {
-            seen += "\n  pid " + std::to_string(p) + ":";
-            for (const auto& a : testing::ProcessArgs(p)) seen += " " + a;
-          }
-          std::lock_guard<std::mutex> lock(seen_mu_);
-          seen_ = seen;
-        }
-        max_workers_ = std::max(max_workers_.load(), n);
-        samples_++;
-        usleep(5'000);
-      }
-    });
+    sampler_ = std::make_unique<testing::ProcessSampler>(
+        std::vector<std::string>{"jobs", "work", "--queue", queue_});
   }
-  void StopSampler() {
-    sampling_ = false;
-    if (sampler_.joinable()) sampler_.join();
+  // Never two workers of the queue at once, proven from the record (every worker_started
+  // and worker_exited of the queue, from the first) and, when a sampler ran, sampled: it
+  // must have taken samples and seen a worker, or it proves nothing.
+  void ExpectOneWorkerAtATime(OneAtATime rule) {
+    EXPECT_EQ(testing::FirstSecondWorker(records_->Events(), rule), "");
+    if (!sampler_) return;
+    sampler_->Stop();
+    // How many samples fit depends on how fast the lane converges (a few hundred ms now):
+    // what matters is that it sampled while a worker ran.
+    EXPECT_GT(sampler_->samples_seeing_any(), 0)
+        << "the sampler never saw a worker in " << sampler_->samples() << " samples";
+    EXPECT_LE(sampler_->most(), 1u) << "two workers on one queue at a sampled moment:\n"
+                                    << sampler_->Describe();
   }
 
+  testing::TempDir tmp_{"ctl-test"};
   std::unique_ptr<testing::RedisServer> server_;
   std::unique_ptr<RedisConnection> conn_;
+  std::unique_ptr<JobQueue> records_queue_;
+  std::unique_ptr<testing::QueueRecords> records_;
   std::string dir_, specs_, state_, queue_;
   int applies_ = 0;
-  int status_port_ = 0;
+  std::unique_ptr<testing::LoopbackPort> status_port_;
   std::unique_ptr<ChildProcess> controller_;
-  std::thread sampler_;
-  std::atomic<bool> sampling_{false};
-  std::atomic<int> max_workers_{0};
-  std::atomic<int> samples_{0};
-  std::mutex seen_mu_;
-  std::string seen_;  // the first sample with two workers, for the failure message
+  std::unique_ptr<testing::ProcessSampler> sampler_;
 };
 
 TEST_F(LaneControllerTest, ApplyEditDeleteConvergesWithNeverTwoWorkers) {
+  StartSampler();  // from before the first worker exists
   auto& ctl = StartController();
   auto r = Apply(LaneYaml("kb", 1));
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -233,7 +218,6 @@ TEST_F(LaneControllerTest, ApplyEditDeleteConvergesWithNeverTwoWorkers) {
     EXPECT_EQ(std::find(args.begin(), args.end(), server_->url()), args.end());
   }
 
-  StartSampler();
   r = Apply(LaneYaml("kb", 3));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "lane/kb configured\n");
@@ -245,9 +229,8 @@ TEST_F(LaneControllerTest, ApplyEditDeleteConvergesWithNeverTwoWorkers) {
   EXPECT_EQ(r.out, "lane/kb deleted (" + specs_ + "/kb.yaml)\n");
   ASSERT_TRUE(Eventually([&] { return Supervisors().empty() && Workers().empty(); }, 30s))
       << ctl.Stderr();
-  StopSampler();
-  EXPECT_GT(samples_.load(), 50);
-  EXPECT_LE(max_workers_.load(), 1) << "two workers on one queue at a sampled moment:" << seen_;
+  ExpectOneWorkerAtATime(OneAtATime::kStrict);
+  EXPECT_EQ(records_->Events("worker_started").size(), 2u) << "one per generation";
   // The owner lease was released: nobody owns the queue.
   auto owner = ReadOwner(*conn_, queue_);
   ASSERT_TRUE(owner.ok());
@@ -283,6 +266,7 @@ TEST_F(LaneControllerTest, ANewIntervalRestartsOnlyTheAutopilot) {
 }
 
 TEST_F(LaneControllerTest, HandingTheWorkerFromAutopilotToSupervisorNeverRunsTwo) {
+  StartSampler();
   auto& ctl = StartController();
   std::string repo = dir_ + "/repo";
   std::filesystem::create_directories(repo);
@@ -295,13 +279,13 @@ TEST_F(LaneControllerTest, HandingTheWorkerFromAutopilotToSupervisorNeverRunsTwo
   ASSERT_TRUE(Eventually([&] { return WorkerConcurrency() == 2; }, 30s)) << ctl.Stderr();
   EXPECT_TRUE(Supervisors().empty());
 
-  StartSampler();
   ASSERT_EQ(Apply(LaneYaml("kb", 3, "  autopilot: {mode: dispatch-only, repo: " + repo + "}\n"))
                 .exit_code, 0);
   ASSERT_TRUE(Eventually([&] { return WorkerConcurrency() == 3 && Supervisors().size() == 1; },
                          30s)) << ctl.Stderr();
-  StopSampler();
-  EXPECT_LE(max_workers_.load(), 1) << "two workers on one queue at a sampled moment:" << seen_;
+  ExpectOneWorkerAtATime(OneAtATime::kStrict);
+  EXPECT_EQ(records_->Events("worker_started", "autopilot").size(), 1u);
+  EXPECT_EQ(records_->Events("worker_started", "supervisor").size(), 1u);
   auto owner = ReadOwner(*conn_, queue_);
   ASSERT_TRUE(owner.ok() && owner->has_value());
   EXPECT_EQ((*owner)->role, "supervisor");
@@ -357,6 +341,7 @@ TEST_F(LaneControllerTest, InvalidEditKeepsTheLastGoodLaneRunning) {
 }
 
 TEST_F(LaneControllerTest, RestartedControllerAdoptsItsRolesInsteadOfStartingThemTwice) {
+  StartSampler();
   auto& ctl = StartController();
   ASSERT_EQ(Apply(LaneYaml("kb", 1)).exit_code, 0);
   ASSERT_TRUE(Eventually([&] { return WorkerConcurrency() == 1; }, 30s)) << ctl.Stderr();
@@ -367,25 +352,24 @@ TEST_F(LaneControllerTest, RestartedControllerAdoptsItsRolesInsteadOfStartingThe
   ASSERT_TRUE(ctl.Wait(10s));
   EXPECT_TRUE(testing::ProcessAlive(sup)) << "a SIGKILLed controller leaves its roles running";
   // ...but none of them holds the status server's port: the next controller listens again.
-  EXPECT_TRUE(CanListenOn(status_port_));
+  EXPECT_TRUE(status_port_->CanListen());
 
-  StartSampler();
   auto& again = StartController();  // on a new status port
   ASSERT_TRUE(again.WaitForOutput("adopted supervisor (pid " + std::to_string(sup) + ")", 20s))
       << again.Stderr();
   ASSERT_TRUE(again.WaitForOutput("controller: watching", 20s)) << again.Stderr();
   // Over three reconciles: the same supervisor and worker, nothing started beside them.
   ASSERT_TRUE(WaitReconciles(3));
-  StopSampler();
   EXPECT_EQ(Supervisors(), std::vector<pid_t>{sup});
   EXPECT_EQ(Workers(), std::vector<pid_t>{worker});
-  EXPECT_LE(max_workers_.load(), 1) << seen_;
+  EXPECT_EQ(records_->Events("worker_started").size(), 1u) << "adopted, not started again";
   EXPECT_EQ(again.Stderr().find("started supervisor"), std::string::npos) << again.Stderr();
 
   // The adopted lane is still managed: an edit converges it.
   ASSERT_EQ(Apply(LaneYaml("kb", 2)).exit_code, 0);
   ASSERT_TRUE(Eventually([&] { return WorkerConcurrency() == 2; }, 30s)) << again.Stderr();
   EXPECT_FALSE(testing::ProcessAlive(sup));
+  ExpectOneWorkerAtATime(OneAtATime::kStrict);
 }
 
 TEST_F(LaneControllerTest, ARoleKilledByHandIsStartedAgain) {
@@ -393,7 +377,7 @@ TEST_F(LaneControllerTest, ARoleKilledByHandIsStartedAgain) {
   ASSERT_EQ(Apply(LaneYaml("kb", 1)).exit_code, 0);
   ASSERT_TRUE(Eventually([&] { return Supervisors().size() == 1; }, 30s)) << ctl.Stderr();
   pid_t sup = Supervisors().at(0);
-  kill(sup, SIGKILL);
+  ASSERT_TRUE(testing::SignalProcess(sup, SIGKILL));
   ASSERT_TRUE(Eventually([&] {
     auto s = Supervisors();
     return s.size() == 1 && s[0] != sup;
@@ -401,6 +385,8 @@ TEST_F(LaneControllerTest, ARoleKilledByHandIsStartedAgain) {
   EXPECT_TRUE(ctl.WaitForOutput("killed by signal 9 (not asked to stop)", 5s)) << ctl.Stderr();
   // The orphaned worker of the killed supervisor is fenced or drains; one worker remains.
   ASSERT_TRUE(Eventually([&] { return Workers().size() == 1; }, 30s));
+  // The orphan (epoch 1) may outlive its owner until the successor's epoch fences it.
+  ExpectOneWorkerAtATime(OneAtATime::kFencedOverlap);
 }
 
 TEST_F(LaneControllerTest, SigtermStopsEveryLaneAndLeavesNothingRunning) {
@@ -431,7 +417,8 @@ TEST_F(LaneControllerTest, ALaneOnATakenQueueIsNotStarted) {
   ASSERT_TRUE(ctl.WaitForOutput("a-other.yaml", 20s)) << ctl.Stderr();
   ASSERT_TRUE(WaitReconciles(2));
   EXPECT_EQ(Supervisors().size(), 1u);
-  EXPECT_LE(Workers().size(), 1u);
+  ExpectOneWorkerAtATime(OneAtATime::kStrict);
+  EXPECT_EQ(records_->Events("lease_acquired").size(), 1u) << "the refused lane took nothing";
 }
 
 TEST_F(LaneControllerTest, StatusEndpointsAgreeWithTheProcesses) {
@@ -512,5 +499,5 @@ TEST_F(LaneControllerTest, ControllerRefusesAMissingSpecsDirectory) {
       << r.err;
 }
 
-}  // namespace
+}  // namespace lane_controller_test
 }  // namespace lk

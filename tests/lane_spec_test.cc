@@ -204,6 +204,32 @@ std::vector<Row> Table() {
             "65535" + kUrlForms}),
       Spec("an_unknown_scheme", "  redis: {url: \"http://db:6379\"}\n",
            {"5:16: spec.redis.url: bad Redis URL 'http://db:6379': unknown scheme" + kUrlForms}),
+      Spec("a_url_from_a_secret",
+           "  redis: {urlFrom: {secretKeyRef: {name: redis.prod, key: .redis-url_2}}}\n", {}),
+      Spec("url_and_url_from",
+           "  redis: {url: \"redis://db\", urlFrom: {secretKeyRef: {name: r, key: u}}}\n",
+           {"5:10: spec.redis: url and urlFrom are both set: write one, the URL inline or from a "
+            "Secret"}),
+      Spec("neither_url_nor_url_from", "  redis: {}\n",
+           {"5:10: spec.redis: expected url or urlFrom (leave spec.redis out for the default "
+            "Redis)"}),
+      Spec("an_empty_redis_section_is_none", "  redis:\n", {}),
+      Spec("url_from_without_a_secret", "  redis: {urlFrom: {}}\n",
+           {"5:20: spec.redis.urlFrom.secretKeyRef: missing: the Secret and key that hold the "
+            "Redis URL"}),
+      Spec("a_secret_ref_without_a_key", "  redis: {urlFrom: {secretKeyRef: {name: r}}}\n",
+           {"5:35: spec.redis.urlFrom.secretKeyRef.key: missing"}),
+      Spec("bad_secret_names_and_keys",
+           "  redis: {urlFrom: {secretKeyRef: {name: Redis_1, key: ..url}}}\n",
+           {"5:42: spec.redis.urlFrom.secretKeyRef.name: must be a Secret name (lowercase "
+            "letters, digits, '-' and '.', at most 253), got 'Redis_1'",
+            "5:56: spec.redis.urlFrom.secretKeyRef.key: must be a Secret key (letters, digits, "
+            "'-', '_' and '.', at most 253, not starting with '..'), got '..url'"}),
+      Spec("a_secret_ref_with_a_typo", "  redis: {urlFrom: {secretKeyref: {name: r, key: u}}}\n",
+           {"5:20: spec.redis.urlFrom.secretKeyRef: missing: the Secret and key that hold the "
+            "Redis URL",
+            "5:21: spec.redis.urlFrom.secretKeyref: unknown field 'secretKeyref' (did you mean "
+            "'secretKeyRef'?)"}),
       Spec("a_relative_socket", "  redis: {url: \"unix://run/redis.sock\"}\n",
            {"5:16: spec.redis.url: bad Redis URL 'unix://run/redis.sock': a unix socket path "
             "must be absolute" + kUrlForms}),
@@ -232,6 +258,37 @@ std::vector<Row> Table() {
            {"8:9: spec.autopilot.cycle[0].command: missing",
             "9:9: spec.autopilot.cycle[0].comand: unknown field 'comand' (did you mean "
             "'command'?)"}),
+      Spec("at_most_50_steps",
+           "  autopilot:\n"
+           "    repo: /r\n"
+           "    cycle: [" + [] {
+             std::string steps;
+             for (int i = 0; i < 51; ++i) steps += (i ? ", " : "") + std::string("{name: s") + std::to_string(i) + ", command: [a]}";
+             return steps;
+           }() + "]\n",
+           {"7:12: spec.autopilot.cycle: at most 50 steps, got 51"}),
+      Spec("at_most_100_arguments_of_4096_characters",
+           "  handlers: {h: {command: [" + std::string(4097, 'x') + "]}}\n"
+           "  autopilot: {repo: /r, cycle: [{name: s, command: [" + [] {
+             std::string args;
+             for (int i = 0; i < 101; ++i) args += (i ? ", " : "") + std::string("a");
+             return args;
+           }() + "]}]}\n",
+           {"5:28: spec.handlers.h.command[0]: at most 4096 characters, got 4097",
+            "6:52: spec.autopilot.cycle[0].command: at most 100 arguments, got 101"}),
+      Spec("long_names_count_characters_not_bytes",
+           "  autopilot: {repo: \"/" + std::string(4095, 'r') + "\", cycle: [{name: \"" +
+               [] {
+                 std::string name;
+                 for (int i = 0; i < 100; ++i) name += "\u00e9";  // two bytes each
+                 return name;
+               }() + "\", command: [a]}]}\n",
+           {}),
+      Spec("names_over_their_length",
+           "  autopilot: {repo: \"/" + std::string(4096, 'r') + "\", cycle: [{name: \"" +
+               std::string(101, 's') + "\", command: [a]}]}\n",
+           {"5:21: spec.autopilot.repo: at most 4096 characters, got 4097",
+            "5:4137: spec.autopilot.cycle[0].name: at most 100 characters, got 101"}),
       Spec("an_empty_argument", "  handlers: {embed: {command: [embed, \"\"]}}\n",
            {"5:39: spec.handlers.embed.command[1]: must not be empty"}),
 
@@ -464,6 +521,26 @@ TEST(LaneSpecParse, SpecJsonChangesWithTheSpecAndOnlyWithIt) {
   EXPECT_NE(by_hand.SpecJson(), "") << "bytes that are not UTF-8 must not throw";
 }
 
+TEST(LaneSpecParse, ARedisUrlFromASecretIsInTheModelAndItsJson) {
+  auto parse = [](const std::string& redis) {
+    std::vector<LaneSpec> lanes;
+    EXPECT_EQ(Parse(std::string(kHeader) + "  redis: " + redis + "\n", &lanes),
+              std::vector<std::string>{});
+    return lanes.empty() ? LaneSpec{} : lanes[0];
+  };
+  LaneSpec a = parse("{urlFrom: {secretKeyRef: {name: redis, key: url}}}");
+  EXPECT_EQ(a.redis_url, "");
+  EXPECT_EQ(a.redis_url_from, (SecretKeyRef{"redis", "url"}));
+  LaneSpec other_key = parse("{urlFrom: {secretKeyRef: {name: redis, key: url2}}}");
+  LaneSpec other_secret = parse("{urlFrom: {secretKeyRef: {name: redis2, key: url}}}");
+  LaneSpec inline_url = parse("{url: redis://127.0.0.1:6379/0}");
+  EXPECT_TRUE(inline_url.redis_url_from.empty());
+  std::set<std::string> json = {a.SpecJson(), other_key.SpecJson(), other_secret.SpecJson(),
+                                inline_url.SpecJson(), parse("{url: redis://db}").SpecJson()};
+  EXPECT_EQ(json.size(), 5u) << "a change of Secret or key is a change of the spec";
+  EXPECT_EQ(a.SpecJson(), parse("{urlFrom: {secretKeyRef: {key: url, name: redis}}}").SpecJson());
+}
+
 TEST(LaneSpecParse, MegabytesInEveryForm) {
   EXPECT_EQ(*ParseMegabytes("2048"), 2048);
   EXPECT_EQ(*ParseMegabytes("2048Mi"), 2048);
@@ -533,6 +610,26 @@ TEST_F(LaneSpecDir, ANameIsDefinedOnce) {
   EXPECT_EQ(Messages(ValidateLaneSet(parsed.lanes, "redis://127.0.0.1:6379/0")),
             std::vector<std::string>{b + ":3:18: metadata.name: lane 'kb' is already defined at " +
                                      a + ":3:18"});
+}
+
+TEST_F(LaneSpecDir, TwoLanesOnOneKeyOfOneSecretShareARedis) {
+  auto from = [](const char* secret, const char* key) {
+    return std::string("  queue: jobs\n  redis: {urlFrom: {secretKeyRef: {name: ") + secret +
+           ", key: " + key + "}}}\n";
+  };
+  std::string a = Write("a.yaml", Lane("alpha", from("redis", "url")));
+  std::string b = Write("b.yaml", Lane("beta", from("redis", "url")));
+  Write("c.yaml", Lane("gamma", from("redis", "url2")));
+  Write("d.yaml", Lane("delta", from("redis2", "url")));
+  Write("e.yaml", Lane("epsilon", "  queue: jobs\n"));
+  ParsedLanes parsed = LoadLaneSpecs(dir_.string());
+  ASSERT_EQ(parsed.lanes.size(), 5u) << Messages(parsed.errors)[0];
+  EXPECT_EQ(Messages(ValidateLaneSet(parsed.lanes, "redis://127.0.0.1:6379/0")),
+            std::vector<std::string>{
+                b + ":5:10: spec.queue: lane 'alpha' (" + a +
+                ":5:10) already uses queue 'jobs' on the Redis of Secret redis key url: a queue "
+                "has exactly one lane"})
+      << "another key, another Secret or the default Redis may be another server";
 }
 
 // The controller's way: Check does not add; only the lanes it keeps are Added, so a lane it
@@ -669,7 +766,7 @@ TEST_F(LaneSpecCrd, DeclaresTheFieldsTheParserKnows) {
   YAML::Node spec = Schema()["properties"]["spec"];
   YAML::Node ap = spec["properties"]["autopilot"], sup = spec["properties"]["supervisor"];
   EXPECT_EQ(Properties(spec), ParserFields("  zzz: 1\n"));
-  EXPECT_EQ(Properties(spec["properties"]["redis"]), ParserFields("  redis: {zzz: 1}\n"));
+  EXPECT_EQ(Properties(spec["properties"]["redis"]), ParserFields("  redis: {url: redis://h, zzz: 1}\n"));
   EXPECT_EQ(Properties(ap), ParserFields("  autopilot: {repo: /r, zzz: 1}\n"));
   EXPECT_EQ(Properties(ap["properties"]["cycle"]["items"]),
             ParserFields("  autopilot: {repo: /r, cycle: [{name: a, command: [a], zzz: 1}]}\n"));

@@ -480,7 +480,7 @@ TEST_F(ReconcilerTest, AFailingBackendCallIsRetriedWithAGrowingBackoffThenForgot
   std::vector<int64_t> delays;
   auto start = clock_.Now();
   for (int i = 0; i < 5; ++i) {
-    EXPECT_EQ(loop.ProcessDue(), 1);
+    EXPECT_EQ(loop.ProcessDue().size(), 1u);
     auto due = loop.queue().NextDue();
     if (due == Clock::TimePoint::max()) break;
     delays.push_back(std::chrono::duration_cast<Millis>(due - clock_.Now()).count());

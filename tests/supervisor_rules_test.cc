@@ -4,6 +4,7 @@
 
 #include "controller/owner/supervisor_rules.h"
 #include "controller/process/restart_backoff.h"
+#include "controller/status/queue_snapshot.h"
 #include "tests/support/fake_clock.h"
 
 namespace lk {
@@ -80,25 +81,43 @@ TEST(SupervisorRules, MoreThanThreeRssRestartsInTenMinutesIsALoop) {
 
 TEST(SupervisorRules, AWedgeIsThreeChecksInARowAndAtMostThreeRestartsInThirtyMinutes) {
   FakeClock clock;
-  WedgeWatchdog w(Millis(15 * 60'000));
-  const Millis idle(15 * 60'000);
-  EXPECT_FALSE(w.Check(clock.Now(), 5, 0, idle));
-  EXPECT_FALSE(w.Check(clock.Now(), 5, 0, idle));
-  EXPECT_FALSE(w.Check(clock.Now(), 5, 1, idle)) << "a job ran: not wedged";
-  EXPECT_FALSE(w.Check(clock.Now(), 5, 0, idle));
-  EXPECT_FALSE(w.Check(clock.Now(), 5, 0, Millis(60'000))) << "something finished a minute ago";
-  EXPECT_FALSE(w.Check(clock.Now(), 0, 0, idle)) << "nothing waits";
+  WedgeWatchdog w;
+  EXPECT_FALSE(w.Check(clock.Now(), true));
+  EXPECT_FALSE(w.Check(clock.Now(), true));
+  EXPECT_FALSE(w.Check(clock.Now(), false)) << "a check that is not wedged starts over";
+  EXPECT_FALSE(w.Check(clock.Now(), true));
   int restarts = 0;
   for (int i = 0; i < 30; ++i) {
-    restarts += w.Check(clock.Now(), 5, 0, idle);
+    restarts += w.Check(clock.Now(), true);
     clock.Advance(Millis(60'000));
   }
   EXPECT_EQ(restarts, 3) << "the budget: 3 in 30 minutes";
   for (int i = 0; i < 5; ++i) {
-    restarts += w.Check(clock.Now(), 5, 0, idle);
+    restarts += w.Check(clock.Now(), true);
     clock.Advance(Millis(60'000));
   }
   EXPECT_EQ(restarts, 4) << "the first restart left the window";
+}
+
+// What "wedged" means, for doctor and the watchdog alike.
+TEST(SupervisorRules, AQueueIsWedgedWhenWorkWaitsNothingRunsAndNothingFinishedForTheWedgeTime) {
+  const Millis wedge(15 * 60'000);
+  QueueSnapshot s;
+  s.read_ms = 100 * 60'000;
+  s.counts.waiting = 5;
+  s.counts.oldest_waiting_age_ms = 20 * 60'000;
+  EXPECT_TRUE(s.Wedged(wedge)) << "waiting 20 minutes, nothing ever finished";
+  EXPECT_FALSE(s.Wedged(wedge, s.read_ms - 60'000)) << "watched for a minute only";
+  s.last_finished_ms = s.read_ms - 60'000;
+  EXPECT_FALSE(s.Wedged(wedge)) << "something finished a minute ago";
+  EXPECT_EQ(s.StuckMs(), 60'000);
+  s.last_finished_ms = s.read_ms - 16 * 60'000;
+  EXPECT_TRUE(s.Wedged(wedge));
+  s.counts.active = 1;
+  EXPECT_FALSE(s.Wedged(wedge)) << "a job runs";
+  s.counts.active = 0;
+  s.counts.waiting = 0;
+  EXPECT_FALSE(s.Wedged(wedge)) << "nothing waits";
 }
 
 }  // namespace supervisor_rules_test

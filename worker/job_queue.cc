@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
+#include <nlohmann/json.hpp>
 
 #include "worker/lua_scripts.h"
 
@@ -26,7 +29,11 @@ struct Scripts {
   LuaScript cancel{"cancel", lua::kCancel};
   LuaScript retry{"retry", lua::kRetry};
   LuaScript stats{"stats", lua::kStats};
+  LuaScript migrate{"migrate", lua::kMigrate};
 };
+
+// Entries of the waiting set (or idempotency keys) a layout upgrade converts per call.
+constexpr int kMigrateStep = 10'000;
 
 // Built on first use, after the embedded sources are initialised; sha1s computed once.
 const Scripts& scripts() {
@@ -43,11 +50,27 @@ std::string Text(const RedisReply& r) {
   return r.type == RedisReply::Type::kInteger ? std::to_string(r.integer) : r.str;
 }
 
+// A stored number. The scripts store integers, but a job written by an older version may
+// hold a float ("6.9175290456015176e+20", an uncapped backoff): read as a double and
+// clamped to int64, never cut at its decimal point ("6").
 int64_t ToInt(const std::string& s) {
   int64_t v = 0;
-  std::from_chars(s.data(), s.data() + s.size(), v);
-  return v;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec == std::errc() && end == s.data() + s.size()) return v;
+  double d = std::strtod(s.c_str(), nullptr);
+  if (!std::isfinite(d)) return d > 0 ? std::numeric_limits<int64_t>::max() : 0;
+  if (d >= 9.2e18) return std::numeric_limits<int64_t>::max();
+  if (d <= -9.2e18) return std::numeric_limits<int64_t>::min();
+  return static_cast<int64_t>(std::llround(d));
 }
+
+// "B42" (a waiting member: a letter for the id's length, then the id) -> "42".
+std::string IdOfWaitingMember(const std::string& member) {
+  return member.empty() ? member : member.substr(1);
+}
+
+// A claim cancelled while its job ran (prelude.lua's CANCELLED).
+constexpr std::string_view kCancelledClaim = " cancelled";
 
 Status UnexpectedReply(const std::string& what, const RedisReply& r) {
   return Status::Internal("unexpected reply to " + what + " from Redis" +
@@ -67,12 +90,32 @@ Status CheckSpec(const JobSpec& spec) {
   }
   if (spec.delay.count() < 0) return Status::InvalidArgument("delay must not be negative");
   if (spec.timeout.count() < 0) return Status::InvalidArgument("timeout must not be negative");
+  if (spec.idempotency_window.count() < 0) {
+    return Status::InvalidArgument("idempotency_window must not be negative");
+  }
+  if (spec.max_backoff.count() < 0) return Status::InvalidArgument("max_backoff must not be negative");
   return Status::OK();
 }
 
 std::vector<std::string> FinishKeys(const std::string& prefix) {
   return {prefix,          prefix + "active",    prefix + "delayed", prefix + "completed",
-          prefix + "dead", prefix + "cancelled", prefix + "idem"};
+          prefix + "dead", prefix + "cancelled", prefix + "idem",    prefix + "idem_expiry"};
+}
+
+// The array of {attempt, at_ms, error} objects finish_batch.lua and the reaper keep.
+std::vector<AttemptError> ParseAttemptErrors(const std::string& text) {
+  std::vector<AttemptError> errors;
+  auto list = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!list.is_array()) return errors;
+  for (const auto& e : list) {
+    if (!e.is_object()) continue;
+    AttemptError a;
+    a.attempt = e.value("attempt", 0);
+    a.at_ms = e.value("at_ms", int64_t{0});
+    a.error = e.value("error", std::string());
+    errors.push_back(std::move(a));
+  }
+  return errors;
 }
 
 Millis ClampLease(Millis lease) { return std::clamp(lease, kMinLease, kMaxLease); }
@@ -107,11 +150,14 @@ Job ParseJob(const std::string& id, const RedisReply& hash, const RedisReply& cl
     else if (field == "error") job.error = value;
     else if (field == "result") job.result = value;
     else if (field == "idem") job.idempotency_key = value;
+    else if (field == "attempt_errors") job.attempt_errors = ParseAttemptErrors(value);
   }
   if (claim.type == RedisReply::Type::kString) {
-    // The token: "<attempt>:<started_ms>:<claimseq>.<id>".
-    job.state = JobState::kActive;
+    // The token: "<attempt>:<started_ms>:<claimseq>.<id>", with " cancelled" appended when
+    // the job was cancelled while it ran (its hash then says cancelled).
     const std::string& token = claim.str;
+    job.stopping = token.ends_with(kCancelledClaim);
+    if (!job.stopping) job.state = JobState::kActive;
     size_t first = token.find(':');
     size_t second = first == std::string::npos ? first : token.find(':', first + 1);
     if (second != std::string::npos) {
@@ -120,7 +166,7 @@ Job ParseJob(const std::string& id, const RedisReply& hash, const RedisReply& cl
     }
   }
   if (deadline.type == RedisReply::Type::kString) {
-    job.deadline_ms = static_cast<int64_t>(std::strtod(deadline.str.c_str(), nullptr));
+    job.deadline_ms = ToInt(deadline.str);
   }
   return job;
 }
@@ -177,11 +223,11 @@ StatusOr<JobState> ParseJobState(std::string_view name) {
 }
 
 JobQueue::JobQueue(std::unique_ptr<RedisConnection> conn, std::string queue,
-                   RetentionPolicy retention)
+                   QueueOptions options)
     : conn_(std::move(conn)),
       queue_(std::move(queue)),
       prefix_(KeyPrefix(queue_)),
-      retention_(retention) {}
+      options_(options) {}
 
 JobQueue::~JobQueue() = default;
 
@@ -196,8 +242,11 @@ StatusOr<EnqueueResult> JobQueue::Enqueue(const JobSpec& spec) {
 StatusOr<std::vector<EnqueueResult>> JobQueue::EnqueueBatch(const std::vector<JobSpec>& specs) {
   if (specs.empty()) return std::vector<EnqueueResult>{};
   std::vector<std::string> args;
-  args.reserve(1 + specs.size() * 8);
+  args.reserve(3 + specs.size() * 8);
   args.push_back(std::to_string(specs.size()));
+  args.push_back(std::to_string(options_.idempotency_window.count()));
+  args.push_back("0");  // how many jobs have settings of their own: counted below
+  size_t own = 0;
   for (size_t i = 0; i < specs.size(); ++i) {
     const JobSpec& spec = specs[i];
     if (Status s = CheckSpec(spec); !s.ok()) {
@@ -205,6 +254,15 @@ StatusOr<std::vector<EnqueueResult>> JobQueue::EnqueueBatch(const std::vector<Jo
                                : s.WithContext("job " + std::to_string(i + 1) + " of " +
                                                std::to_string(specs.size()));
     }
+    if (spec.idempotency_window.count() > 0 || spec.max_backoff.count() > 0) {
+      args.push_back(std::to_string(i + 1));
+      args.push_back(std::to_string(spec.idempotency_window.count()));
+      args.push_back(std::to_string(spec.max_backoff.count()));
+      ++own;
+    }
+  }
+  args[2] = std::to_string(own);
+  for (const JobSpec& spec : specs) {
     args.push_back(spec.name);
     args.push_back(spec.payload);
     args.push_back(std::to_string(spec.priority));
@@ -216,7 +274,8 @@ StatusOr<std::vector<EnqueueResult>> JobQueue::EnqueueBatch(const std::vector<Jo
   }
   auto reply = conn_->RunScript(scripts().enqueue,
                                 {prefix_, prefix_ + "seq", prefix_ + "waiting",
-                                 prefix_ + "delayed", prefix_ + "idem", prefix_ + "wake"},
+                                 prefix_ + "delayed", prefix_ + "idem",
+                                 prefix_ + "idem_expiry", prefix_ + "wake"},
                                 args);
   if (!reply.ok()) return reply.status();
   // {first, then index, id per job that already existed}: the others were created, with
@@ -242,9 +301,10 @@ StatusOr<std::vector<EnqueueResult>> JobQueue::EnqueueBatch(const std::vector<Jo
 }
 
 std::vector<std::string> JobQueue::ClaimKeys() const {
-  return {prefix_,          prefix_ + "waiting", prefix_ + "delayed",
-          prefix_ + "active", prefix_ + "dead",  prefix_ + "idem",
-          prefix_ + "epoch",  prefix_ + "owner", prefix_ + "claimseq"};
+  return {prefix_,           prefix_ + "waiting",   prefix_ + "delayed",
+          prefix_ + "active",  prefix_ + "dead",      prefix_ + "cancelled",
+          prefix_ + "idem",    prefix_ + "idem_expiry", prefix_ + "epoch",
+          prefix_ + "owner",   prefix_ + "claimseq"};
 }
 
 std::vector<std::string> JobQueue::ClaimArgs(int max, int64_t epoch) const {
@@ -304,11 +364,12 @@ std::vector<std::string> JobQueue::FinishArgs(const std::vector<JobOutcome>& out
   for (const JobOutcome& o : outcomes) successes += o.success ? 1 : 0;
   const size_t failures = outcomes.size() - successes;
   std::vector<std::string> args;
-  args.reserve(6 + successes * 3 + failures * 6);
-  args.push_back(std::to_string(retention_.keep_completed));
-  args.push_back(std::to_string(retention_.completed_max_age.count()));
-  args.push_back(std::to_string(retention_.keep_dead));
-  args.push_back(std::to_string(retention_.dead_max_age.count()));
+  args.reserve(7 + successes * 3 + failures * 6);
+  args.push_back(std::to_string(options_.keep_completed));
+  args.push_back(std::to_string(options_.completed_max_age.count()));
+  args.push_back(std::to_string(options_.keep_dead));
+  args.push_back(std::to_string(options_.dead_max_age.count()));
+  args.push_back(std::to_string(options_.max_backoff.count()));
   args.push_back(std::to_string(successes));
   args.push_back(std::to_string(failures));
   for (const JobOutcome& o : outcomes) {
@@ -413,6 +474,26 @@ StatusOr<RenewResult> JobQueue::RenewBatch(const std::vector<LeaseRenewal>& rene
   return result;
 }
 
+StatusOr<std::vector<bool>> JobQueue::CheckClaims(
+    const std::vector<std::pair<std::string, std::string>>& id_tokens) {
+  if (id_tokens.empty()) return std::vector<bool>{};
+  std::vector<std::string> mget = {"MGET"};
+  mget.reserve(1 + id_tokens.size());
+  for (const auto& [id, token] : id_tokens) mget.push_back(prefix_ + "claim:" + id);
+  auto reply = conn_->Command(mget);
+  if (!reply.ok()) return reply.status();
+  if (!reply->is_array() || reply->elements.size() != id_tokens.size()) {
+    return UnexpectedReply("MGET", *reply);
+  }
+  std::vector<bool> held;
+  held.reserve(id_tokens.size());
+  for (size_t i = 0; i < id_tokens.size(); ++i) {
+    const RedisReply& claim = reply->elements[i];
+    held.push_back(claim.type == RedisReply::Type::kString && claim.str == id_tokens[i].second);
+  }
+  return held;
+}
+
 StatusOr<int> JobQueue::ReleaseBatch(
     const std::vector<std::pair<std::string, std::string>>& id_tokens) {
   if (id_tokens.empty()) return 0;
@@ -425,7 +506,9 @@ StatusOr<int> JobQueue::ReleaseBatch(
   }
   auto reply = conn_->RunScript(
       scripts().release_batch,
-      {prefix_, prefix_ + "active", prefix_ + "waiting", prefix_ + "wake"}, args);
+      {prefix_, prefix_ + "active", prefix_ + "waiting", prefix_ + "cancelled", prefix_ + "idem",
+       prefix_ + "idem_expiry", prefix_ + "wake"},
+      args);
   if (!reply.ok()) return reply.status();
   if (reply->type != RedisReply::Type::kInteger) return UnexpectedReply("release_batch", *reply);
   return static_cast<int>(reply->integer);
@@ -435,8 +518,8 @@ StatusOr<int> JobQueue::Reap(int max) {
   if (max < 1) return Status::InvalidArgument("reap max must be at least 1");
   auto reply = conn_->RunScript(scripts().reap,
                                 {prefix_, prefix_ + "waiting", prefix_ + "delayed",
-                                 prefix_ + "active", prefix_ + "dead", prefix_ + "idem",
-                                 prefix_ + "wake"},
+                                 prefix_ + "active", prefix_ + "dead", prefix_ + "cancelled",
+                                 prefix_ + "idem", prefix_ + "idem_expiry", prefix_ + "wake"},
                                 {std::to_string(max), std::to_string(kMaxStalls)});
   if (!reply.ok()) return reply.status();
   if (reply->type != RedisReply::Type::kInteger) return UnexpectedReply("reap", *reply);
@@ -452,18 +535,19 @@ StatusOr<Job> JobQueue::Get(const std::string& id) {
 
 StatusOr<std::vector<Job>> JobQueue::List(JobState state, int limit) {
   if (limit <= 0) return std::vector<Job>{};
-  // Finished sets are scored by finish time; people look for the latest first.
+  // Finished sets are scored by finish time; people look for the latest first. ZREVRANGE,
+  // not ZRANGE ... REV, which needs Redis 6.2.
   const bool newest_first =
       state == JobState::kCompleted || state == JobState::kDead || state == JobState::kCancelled;
-  std::vector<std::string> range = {"ZRANGE", prefix_ + JobStateName(state), "0",
-                                    std::to_string(limit - 1)};
-  if (newest_first) range.push_back("REV");
-  auto reply = conn_->Command(range);
+  auto reply = conn_->Command({newest_first ? "ZREVRANGE" : "ZRANGE",
+                               prefix_ + JobStateName(state), "0", std::to_string(limit - 1)});
   if (!reply.ok()) return reply.status();
   if (!reply->is_array()) return UnexpectedReply("ZRANGE", *reply);
   std::vector<std::string> ids;
   ids.reserve(reply->elements.size());
-  for (const RedisReply& id : reply->elements) ids.push_back(id.str);
+  for (const RedisReply& id : reply->elements) {
+    ids.push_back(state == JobState::kWaiting ? IdOfWaitingMember(id.str) : id.str);
+  }
   // A job trimmed between the two reads is simply gone.
   return ReadJobs(ids);
 }
@@ -490,9 +574,10 @@ StatusOr<QueueStats> JobQueue::Stats() {
 }
 
 Status JobQueue::Retry(const std::string& id) {
-  auto reply = conn_->RunScript(
-      scripts().retry,
-      {prefix_, prefix_ + "dead", prefix_ + "waiting", prefix_ + "idem", prefix_ + "wake"}, {id});
+  auto reply = conn_->RunScript(scripts().retry,
+                                {prefix_, prefix_ + "dead", prefix_ + "waiting", prefix_ + "idem",
+                                 prefix_ + "idem_expiry", prefix_ + "wake"},
+                                {id});
   if (!reply.ok()) return reply.status();
   if (reply->AsInt() == 0) return Status::NotFound("no job '" + id + "' in queue '" + queue_ + "'");
   return Status::OK();
@@ -501,7 +586,7 @@ Status JobQueue::Retry(const std::string& id) {
 Status JobQueue::Cancel(const std::string& id) {
   auto reply = conn_->RunScript(scripts().cancel,
                                 {prefix_, prefix_ + "waiting", prefix_ + "delayed",
-                                 prefix_ + "active", prefix_ + "cancelled", prefix_ + "idem"},
+                                 prefix_ + "cancelled", prefix_ + "idem", prefix_ + "idem_expiry"},
                                 {id});
   if (!reply.ok()) return reply.status();
   if (reply->AsInt() == 0) return Status::NotFound("no job '" + id + "' in queue '" + queue_ + "'");
@@ -528,9 +613,79 @@ StatusOr<bool> JobQueue::WaitForWork(Millis timeout) {
   return reply->is_array();
 }
 
+Status JobQueue::Wake() {
+  const std::string wake = prefix_ + "wake";
+  // As enqueue.lua does: one element at most, whoever pops it first is woken.
+  for (const auto& cmd : {std::vector<std::string>{"LPUSH", wake, "1"},
+                          std::vector<std::string>{"LTRIM", wake, "0", "0"}}) {
+    auto reply = conn_->Command(cmd);
+    if (!reply.ok()) return reply.status();
+    if (reply->is_error()) return UnexpectedReply(cmd[0], *reply);
+  }
+  return Status::OK();
+}
+
+Status CheckRedisVersion(std::string_view version, const std::string& where) {
+  int major = 0, minor = 0;
+  const char* end = version.data() + version.size();
+  auto [dot, ec] = std::from_chars(version.data(), end, major);
+  if (ec != std::errc()) return Status::OK();  // not a version we can read: not ours to refuse
+  if (dot < end && *dot == '.') std::from_chars(dot + 1, end, minor);
+  if (major > 6 || (major == 6 && minor >= 0)) return Status::OK();
+  return Status::FailedPrecondition("Redis " + std::string(version) + " at " + where +
+                                    " is too old: the queue needs Redis 6.0 or later");
+}
+
+namespace {
+
+// HELLO (Redis 6.0+) answers the version without the INFO permission, which managed
+// Redis services often withhold; a Redis without HELLO is older than 6.0, and INFO, if
+// allowed, says which version it is. A Redis that refuses both is not refused here.
+Status CheckServerVersion(RedisConnection& conn) {
+  const std::string where = conn.endpoint().Redacted();
+  auto hello = conn.Command({"HELLO", "2"});
+  if (!hello.ok()) return hello.status();
+  if (hello->is_array()) {
+    const auto& e = hello->elements;
+    for (size_t i = 0; i + 1 < e.size(); i += 2) {
+      if (e[i].str == "version") return CheckRedisVersion(e[i + 1].str, where);
+    }
+    return Status::OK();
+  }
+  const bool no_hello = hello->str.find("unknown command") != std::string::npos;
+  auto info = conn.Command({"INFO", "server"});
+  if (!info.ok()) return info.status();
+  const std::string key = "redis_version:";
+  if (auto at = info->str.find(key); !info->is_error() && at != std::string::npos) {
+    at += key.size();
+    return CheckRedisVersion(info->str.substr(at, info->str.find_first_of("\r\n", at) - at), where);
+  }
+  if (!no_hello) return Status::OK();
+  return Status::FailedPrecondition("Redis at " + where + " is too old (it has no HELLO command, "
+                                    "which came with 6.0): the queue needs Redis 6.0 or later");
+}
+
+}  // namespace
+
+// A queue stored by an older version is upgraded in steps (migrate.lua); concurrent
+// openers each take steps of the same upgrade, and none goes on before it is done.
+Status JobQueue::EnsureLayout() {
+  std::string cursor = "0";
+  for (;;) {
+    auto reply = conn_->RunScript(scripts().migrate,
+                                  {prefix_, prefix_ + "waiting", prefix_ + "idem",
+                                   prefix_ + "idem_expiry"},
+                                  {std::to_string(kMigrateStep), cursor});
+    if (!reply.ok()) return reply.status();
+    if (!reply->is_array() || reply->elements.size() != 2) return UnexpectedReply("migrate", *reply);
+    if (reply->elements[0].AsInt() == 1) return Status::OK();
+    cursor = Text(reply->elements[1]);
+  }
+}
+
 StatusOr<std::unique_ptr<JobQueue>> OpenJobQueue(const std::string& redis_url,
                                                  const std::string& queue,
-                                                 RetentionPolicy retention) {
+                                                 QueueOptions options) {
   // The name becomes the hash tag of every key; braces would split the queue across slots.
   if (queue.empty() || queue.find_first_of("{}") != std::string::npos) {
     return Status::InvalidArgument("bad queue name '" + queue +
@@ -540,7 +695,10 @@ StatusOr<std::unique_ptr<JobQueue>> OpenJobQueue(const std::string& redis_url,
   if (!endpoint.ok()) return endpoint.status();
   auto conn = RedisConnection::Connect(*endpoint, kRedisTimeout);
   if (!conn.ok()) return conn.status();
-  return std::make_unique<JobQueue>(std::move(conn).value(), queue, retention);
+  if (Status s = CheckServerVersion(**conn); !s.ok()) return s;
+  auto q = std::make_unique<JobQueue>(std::move(conn).value(), queue, options);
+  if (Status s = q->EnsureLayout(); !s.ok()) return s;
+  return q;
 }
 
 }  // namespace lk

@@ -7,19 +7,24 @@
 // Not thread-safe: one JobQueue per thread, each with its own RedisConnection.
 //
 // States: waiting -> active -> completed
-//                           -> delayed (failed, retry after 2^(n-1) s +-20%) -> waiting
-//                           -> dead (failed max_attempts times, stalled 5 times, no handler)
+//                           -> delayed (failed, retry after min(2^(n-1) s +-20%, max backoff))
+//                              -> waiting
+//                           -> dead (max_attempts spent, by failures or stalls; stalled 5
+//                              times; no handler)
 //         waiting | delayed | active -> cancelled;  dead -> waiting (Retry)
-// Job ids are decimal numbers, unique per queue, increasing in submission order.
-// A job is stored in the hash job:<id>; while it is claimed, the claim (token, attempt,
-// start) is the string claim:<id> and its lease deadline its score in active, so that the
-// hot path writes the hash only to record outcomes. Get and List report all of it.
+// Job ids are decimal numbers, unique per queue, increasing in submission order, at most
+// kMaxJobId. A job is stored in the hash job:<id>; while it is claimed, the claim (token,
+// attempt, start) is the string claim:<id> and its lease deadline its score in active, so
+// that the hot path writes the hash only to record outcomes. Get and List report all of it.
+// OpenJobQueue upgrades a queue stored in an older key layout (worker/lua/migrate.lua).
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "worker/duration.h"
@@ -38,10 +43,14 @@ struct JobSpec {
   std::string payload = "{}";  // JSON text, validated by the caller
   int priority = 0;            // -1000..1000; lower runs first, FIFO within a priority
   Millis delay{0};             // > 0: the job starts delayed and becomes waiting when due
-  int max_attempts = 3;        // >= 1
+  int max_attempts = 3;        // >= 1; every claim is an attempt, whether it fails or stalls
   Millis lease{30'000};        // clamped to 5 s .. 1 h
   Millis timeout{0};           // 0: no timeout
   std::string idempotency_key;  // non-empty: a resubmit returns the existing job
+  // How long the key is held after submission (and at least until the job has finished).
+  // 0: the queue's (QueueOptions::idempotency_window).
+  Millis idempotency_window{0};
+  Millis max_backoff{0};       // the longest wait before a retry; 0: the queue's
 };
 
 inline constexpr int kMinPriority = -1000;
@@ -49,10 +58,26 @@ inline constexpr int kMaxPriority = 1000;
 inline constexpr Millis kMinLease{5'000};
 inline constexpr Millis kMaxLease{3'600'000};
 inline constexpr int kMaxStalls = 5;
+// 2^53 - 1: the largest integer a Lua number (a double) holds exactly. Past it a queue
+// refuses submissions (FailedPrecondition): 285 years at a million jobs a second.
+inline constexpr int64_t kMaxJobId = (int64_t{1} << 53) - 1;
+inline constexpr int kMaxAttemptErrors = 10;  // the newest kept per job, each cut to 1 KB
+
+// The oldest Redis the queue runs on: 6.0 (AUTH with a user, BRPOP with a fractional
+// timeout). OK when version ("7.0.15") is at least that; otherwise FailedPrecondition
+// "Redis V at WHERE is too old: the queue needs Redis 6.0 or later".
+Status CheckRedisVersion(std::string_view version, const std::string& where);
 
 struct EnqueueResult {
   std::string id;
   bool created = true;  // false: the idempotency key returned an existing job
+};
+
+// One attempt that did not succeed: the handler's error, or a stall.
+struct AttemptError {
+  int attempt = 0;
+  int64_t at_ms = 0;
+  std::string error;
 };
 
 // A job as stored, for inspection.
@@ -64,7 +89,9 @@ struct Job {
   int priority = 0;
   int attempts = 0;  // how many times it was claimed
   int max_attempts = 3;
-  int stalls = 0;    // how many times its lease expired and the reaper took it back
+  // How many of its attempts ended with an expired lease (the reaper took the job back),
+  // since submission or the last Retry. Each is also an attempt: max_attempts bounds both.
+  int stalls = 0;
   Millis lease{30'000};
   Millis timeout{0};
   int64_t created_ms = 0;
@@ -72,9 +99,14 @@ struct Job {
   int64_t deadline_ms = 0;     // active: lease deadline
   int64_t started_ms = 0;      // active: when it was claimed
   int64_t finished_ms = 0;     // completed, dead, cancelled
-  std::string error;           // last error
+  std::string error;           // the last failure's error (a stall that the job survives
+                               // does not replace it)
+  std::vector<AttemptError> attempt_errors;  // oldest first, the last kMaxAttemptErrors
   std::string result;          // completed: the handler's result
   std::string idempotency_key;
+  // Cancelled while active, and its handler has not stopped yet: the job is still in active
+  // and holds its idempotency key until its worker reports or its lease expires.
+  bool stopping = false;
 };
 
 // A job handed to a worker by ClaimBatch.
@@ -133,13 +165,21 @@ struct RenewResult {
   std::vector<bool> still_held;
 };
 
-// How long finished jobs are kept. Completed and dead jobs past either bound are deleted,
-// oldest first, as new ones arrive. Cancelled jobs follow the dead bounds.
-struct RetentionPolicy {
+// A queue's settings, given to the JobQueue that works on it (`jobs work` sets them).
+struct QueueOptions {
+  // How long finished jobs are kept. Completed and dead jobs past either bound are deleted,
+  // oldest first, as jobs finish (FinishBatch). Cancelled jobs follow the dead bounds.
   int64_t keep_completed = 1'000;
   Millis completed_max_age{24 * 3'600'000LL};
   int64_t keep_dead = 10'000;
   Millis dead_max_age{7 * 24 * 3'600'000LL};
+  // How long an idempotency key is held, for jobs this JobQueue submits that set none:
+  // longer than any retry of a lost submit, shorter than the moment the same key means new
+  // work. Independent of retention: a key outlives its trimmed job.
+  Millis idempotency_window{24 * 3'600'000LL};
+  // The longest wait before a retry (FinishBatch), for jobs that set none: 2^(n-1) s grows
+  // past any useful wait; a long cap retries a broken dependency less often.
+  Millis max_backoff{3'600'000};
 };
 
 struct QueueStats {
@@ -150,8 +190,7 @@ struct QueueStats {
 
 class JobQueue {
  public:
-  JobQueue(std::unique_ptr<RedisConnection> conn, std::string queue,
-           RetentionPolicy retention = {});
+  JobQueue(std::unique_ptr<RedisConnection> conn, std::string queue, QueueOptions options = {});
   ~JobQueue();
 
   const std::string& name() const { return queue_; }
@@ -160,8 +199,9 @@ class JobQueue {
   static std::string KeyPrefix(const std::string& queue);
 
   // Validates spec (name non-empty, priority and attempts in range; clamps the lease) and
-  // stores the job waiting or delayed. With an idempotency key already held by a live or
-  // completed job, returns that job with created = false.
+  // stores the job waiting or delayed. With an idempotency key already held (by an
+  // unfinished job, or one that completed within the key's window, even if the job itself
+  // was trimmed since), returns that job's id with created = false.
   StatusOr<EnqueueResult> Enqueue(const JobSpec& spec);
   // The same for many jobs in one script call; results in input order.
   StatusOr<std::vector<EnqueueResult>> EnqueueBatch(const std::vector<JobSpec>& specs);
@@ -181,11 +221,16 @@ class JobQueue {
 
   StatusOr<RenewResult> RenewBatch(const std::vector<LeaseRenewal>& renewals);
 
+  // Per (id, token): whether that claim is still current. Read-only, one MGET: a worker asks
+  // often (every 250 ms) to stop a cancelled job's handler promptly.
+  StatusOr<std::vector<bool>> CheckClaims(
+      const std::vector<std::pair<std::string, std::string>>& id_tokens);
+
   // Gives claimed-but-unstarted jobs back to waiting without counting an attempt.
   StatusOr<int> ReleaseBatch(const std::vector<std::pair<std::string, std::string>>& id_tokens);
 
-  // Returns expired leases to waiting (or to dead after kMaxStalls) and due delayed jobs to
-  // waiting. Returns how many jobs it moved.
+  // Returns expired leases to waiting (or to dead when out of attempts or after kMaxStalls)
+  // and due delayed jobs to waiting. Returns how many jobs it moved.
   StatusOr<int> Reap(int max);
 
   StatusOr<Job> Get(const std::string& id);
@@ -196,13 +241,18 @@ class JobQueue {
 
   // dead -> waiting with attempts reset. FailedPrecondition when the job is not dead.
   Status Retry(const std::string& id);
-  // waiting | delayed | active -> cancelled. An active job's worker learns it at its next
-  // lease renewal and stops the handler. FailedPrecondition when already finished.
+  // waiting | delayed | active -> cancelled. An active job's worker stops its handler within
+  // half a second (it checks the claims of jobs running for 250 ms every 250 ms); until
+  // then the job stays in active and holds its idempotency key. FailedPrecondition when
+  // already finished.
   Status Cancel(const std::string& id);
 
   // Blocks in Redis (BRPOP on the queue's wake-up list) until a submission arrives or
   // timeout passes. Returns true when woken by a submission.
   StatusOr<bool> WaitForWork(Millis timeout);
+  // Wakes whoever waits in WaitForWork now (as a submission does): a stopping worker's own
+  // waker returns at once instead of at its timeout. A spare wake-up costs one empty claim.
+  Status Wake();
 
  private:
   std::vector<std::string> ClaimKeys() const;
@@ -212,16 +262,21 @@ class JobQueue {
   static StatusOr<FinishResult> ParseFinish(const RedisReply& reply,
                                             const std::vector<JobOutcome>& outcomes);
   StatusOr<std::vector<Job>> ReadJobs(const std::vector<std::string>& ids);
+  Status EnsureLayout();
+  friend StatusOr<std::unique_ptr<JobQueue>> OpenJobQueue(const std::string&, const std::string&,
+                                                          QueueOptions);
 
   std::unique_ptr<RedisConnection> conn_;
   std::string queue_;
   std::string prefix_;
-  RetentionPolicy retention_;
+  QueueOptions options_;
 };
 
-// Connects to url and opens queue; the usual way to get a JobQueue.
+// Connects to url, checks that Redis is recent enough (CheckRedisVersion) and that the
+// queue is in the current key layout (upgrading an older one, a bounded step at a time;
+// a queue already in it is only read), and opens queue; the usual way to get a JobQueue.
 StatusOr<std::unique_ptr<JobQueue>> OpenJobQueue(const std::string& redis_url,
                                                  const std::string& queue,
-                                                 RetentionPolicy retention = {});
+                                                 QueueOptions options = {});
 
 }  // namespace lk

@@ -20,6 +20,7 @@
 
 #include "worker/exit_codes.h"
 #include "worker/process_tree.h"
+#include "worker/stop_watcher.h"
 #include "worker/worker_registry.h"
 
 namespace lk {
@@ -48,6 +49,11 @@ constexpr double kFastJobMs = 1.0;
 constexpr double kEwmaWeight = 0.2;
 constexpr double kInitialEwmaMs = 100.0;
 
+// How often the claims of running jobs are read back (one MGET): a job cancelled while it
+// runs has its handler stopped within twice this, plus a round trip, instead of at its
+// next lease renewal (a third of its lease: 10 s by default).
+constexpr Millis kClaimCheckEvery{250};
+
 constexpr Millis kMinBackoff{100};
 constexpr Millis kMaxBackoff{5'000};
 constexpr Millis kMinWait{10};  // shortest block for work, so "due now" never spins
@@ -69,6 +75,7 @@ struct Executor {
   std::thread thread;
   StopToken stop;
   std::optional<HeldJob> current;  // guarded by the runner's mutex
+  SteadyClock::time_point started;       // when current started; guarded by the runner's mutex
   std::mt19937 rng{std::random_device{}()};
 };
 
@@ -96,6 +103,8 @@ class JobRunner::Impl {
   void AcceptClaimLocked(ClaimResult& claim, int want, SteadyClock::time_point sent);
   void Fenced(const ClaimResult& claim);
   void Tick(SteadyClock::time_point now);
+  void CheckRunningClaims();
+  void ClaimLostLocked(HeldJob& job, Executor* owner);
   void BeginDrain(int exit_code, const std::string& why);
   void StopRunningJobs();
   void RedisTrouble(const Status& s);
@@ -125,7 +134,6 @@ class JobRunner::Impl {
   bool redis_ok_ = true;
   Millis backoff_{kMinBackoff};
   SteadyClock::time_point retry_at_;
-  Phase phase_ = Phase::kRunning;
   int exit_code_ = kExitOk;
   SteadyClock::time_point drain_deadline_;
   bool shutdown_sent_ = false;
@@ -133,6 +141,10 @@ class JobRunner::Impl {
   std::set<std::string> missing_handlers_logged_;
 
   std::mutex mu_;
+  // Guarded by mu_, and read by the dispatcher, the executors (FinishJob, through
+  // PumpWantedLocked) and the pump. Only the dispatcher writes it (BeginDrain, under mu_),
+  // so the dispatcher alone may also read it without the lock.
+  Phase phase_ = Phase::kRunning;
   std::condition_variable cv_dispatch_;  // the dispatcher waits here
   std::condition_variable cv_exec_;      // idle executors wait here
   std::condition_variable cv_waker_;     // the waker waits here to be armed
@@ -157,6 +169,7 @@ class JobRunner::Impl {
   bool stop_pending_ = false;
   bool exiting_ = false;
   bool waker_armed_ = false;
+  bool waker_waiting_ = false;  // the waker is in WaitForWork (BRPOP) right now
   bool waker_exit_ = false;
   Millis waker_timeout_{1'000};
   int64_t succeeded_ = 0;
@@ -179,14 +192,13 @@ void JobRunner::Impl::RequestStop() {
 }
 
 void JobRunner::Impl::StopWatcherLoop() {
-  for (;;) {
-    uint64_t v;
-    if (::read(stop_fd_, &v, sizeof v) < 0 && errno == EINTR) continue;
-    if (run_finished_.load()) return;
-    std::lock_guard lk(mu_);
-    stop_pending_ = true;
-    cv_dispatch_.notify_one();
-  }
+  WatchStopRequests(
+      stop_fd_, [this] { return run_finished_.load(); },
+      [this] {
+        std::lock_guard lk(mu_);
+        stop_pending_ = true;
+        cv_dispatch_.notify_one();
+      });
 }
 
 int JobRunner::Impl::Run() {
@@ -256,7 +268,7 @@ std::optional<int> JobRunner::Impl::Connect() {
   Millis backoff = kMinBackoff;
   bool logged = false;
   for (;;) {
-    auto q = OpenJobQueue(redis_url_, options_.queue, options_.retention);
+    auto q = OpenJobQueue(redis_url_, options_.queue, options_.queue_options);
     if (q.ok()) {
       queue_ = std::move(q).value();
       if (logged) spdlog::info("Redis at {} is back", redis_redacted_);
@@ -290,12 +302,18 @@ int JobRunner::Impl::LowWaterLocked() const { return FastLocked() ? kMaxPrefetch
 // retries through the wait's deadline, and stop requests through the watcher.
 int JobRunner::Impl::Dispatch() {
   SteadyClock::time_point next_tick = SteadyClock::now();
+  SteadyClock::time_point next_claim_check = next_tick + kClaimCheckEvery;
   for (;;) {
     bool stop_now;
+    bool check_claims, check_claims_running = false;
     std::optional<ClaimResult> fenced;
     {
       std::unique_lock lk(mu_);
       SteadyClock::time_point wake = next_tick;
+      // Buffered and claimed jobs count too: an executor that starts one does not wake us.
+      if (redis_ok_ && (running_ > 0 || !ready_.empty() || claiming_ > 0)) {
+        wake = std::min(wake, next_claim_check);
+      }
       if (!redis_ok_) wake = std::min(wake, retry_at_);
       if (phase_ == Phase::kDraining && !shutdown_sent_) wake = std::min(wake, drain_deadline_);
       cv_dispatch_.wait_until(lk, wake, [&] {
@@ -306,6 +324,10 @@ int JobRunner::Impl::Dispatch() {
       });
       stop_now = stop_pending_ && phase_ == Phase::kRunning;
       fenced = std::exchange(pump_fenced_, std::nullopt);
+      // Due or not, the next check is a period away once this one is due: a deadline left
+      // in the past while no job runs would turn the wait above into a spin.
+      check_claims = SteadyClock::now() >= next_claim_check;
+      if (check_claims) check_claims_running = running_ > 0;
     }
     if (fenced) Fenced(*fenced);
     if (stop_now) BeginDrain(kExitOk, "stop requested");
@@ -324,6 +346,10 @@ int JobRunner::Impl::Dispatch() {
     if (now >= next_tick) {
       Tick(now);
       next_tick = now + options_.heartbeat;
+    }
+    if (check_claims) {
+      if (redis_ok_ && check_claims_running) CheckRunningClaims();
+      next_claim_check = SteadyClock::now() + kClaimCheckEvery;
     }
   }
   return exit_code_;
@@ -522,17 +548,70 @@ void JobRunner::Impl::Tick(SteadyClock::time_point now) {
       if (held) {
         job->lease_from = sent;
         job->lease = renewal.lease;
-      } else if (owner) {
-        spdlog::info("job {} was cancelled or reclaimed; stopping its handler", renewal.id);
-        owner->stop.Request(StopReason::kLeaseLost);
       } else {
-        ready_.erase(buffered);
+        ClaimLostLocked(*job, owner);
       }
     }
   }
   if (Status s = registry_->Heartbeat(queue_->connection(), rss / kMiB, running); !s.ok()) {
     RedisTrouble(s);
   }
+}
+
+// Every kClaimCheckEvery while jobs run: are their claims still ours? A cancel marks the
+// claim (cancel.lua); the sooner the handler stops, the sooner the job has really finished
+// and its idempotency key is free. Read-only, one MGET of at most concurrency keys, and
+// only of jobs running for kClaimCheckEvery already: a job that ends sooner learns of a
+// cancel from its refused outcome, so a drain of fast jobs makes no such call at all.
+void JobRunner::Impl::CheckRunningClaims() {
+  std::vector<std::pair<std::string, std::string>> running;
+  {
+    std::lock_guard lk(mu_);
+    const SteadyClock::time_point started_before = SteadyClock::now() - kClaimCheckEvery;
+    for (const auto& ex : executors_) {
+      if (ex->current && !ex->stop.stop_requested() && ex->started <= started_before) {
+        running.emplace_back(ex->current->job.id, ex->current->job.token);
+      }
+    }
+  }
+  if (running.empty()) return;
+  auto held = queue_->CheckClaims(running);
+  if (!held.ok()) {
+    RedisTrouble(held.status());
+    return;
+  }
+  std::lock_guard lk(mu_);
+  for (size_t i = 0; i < running.size(); ++i) {
+    if ((*held)[i]) continue;
+    for (auto& ex : executors_) {
+      if (ex->current && ex->current->job.token == running[i].second) {
+        ClaimLostLocked(*ex->current, ex.get());
+      }
+    }
+  }
+}
+
+// The claim of job is no longer ours: cancelled, or taken back after a stall. A running
+// handler (owner != nullptr) is stopped, and its outcome reported when it returns; a
+// buffered job is dropped and reported at once. Either report is refused as an outcome,
+// but it ends a cancelled claim (finish_batch.lua): the job has then really finished.
+void JobRunner::Impl::ClaimLostLocked(HeldJob& job, Executor* owner) {
+  if (owner) {
+    spdlog::info("job {} was cancelled or reclaimed; stopping its handler", job.job.id);
+    owner->stop.Request(StopReason::kLeaseLost);
+    return;
+  }
+  JobOutcome o;
+  o.id = job.job.id;
+  o.token = job.job.token;
+  o.success = false;
+  o.error = "claim lost before the job started";
+  auto it = std::find_if(ready_.begin(), ready_.end(),
+                         [&](const HeldJob& h) { return h.job.token == o.token; });
+  if (it != ready_.end()) ready_.erase(it);  // job refers to it: not used past here
+  done_.push_back(std::move(o));
+  dispatch_wanted_ = true;
+  cv_dispatch_.notify_one();
 }
 
 void JobRunner::Impl::BeginDrain(int exit_code, const std::string& why) {
@@ -606,12 +685,17 @@ void JobRunner::Impl::RetryRedis() {
 }
 
 void JobRunner::Impl::ShutDownThreads() {
+  bool waker_blocked;
   {
     std::lock_guard lk(mu_);
     exiting_ = true;
     waker_exit_ = true;
     pump_exit_ = true;
+    waker_blocked = waker_waiting_;
   }
+  // A waker blocked in BRPOP would hold the exit up to its timeout (a heartbeat): wake it.
+  // The queue has one owner's worker, so the only waiter woken is ours.
+  if (waker_blocked && redis_ok_) (void)queue_->Wake();
   cv_exec_.notify_all();
   cv_waker_.notify_all();
   cv_pump_.notify_all();
@@ -634,6 +718,7 @@ void JobRunner::Impl::ExecutorLoop(Executor& ex) {
     const HeldJob& held = *ex.current;
     Millis timeout = held.job.timeout.count() > 0 ? held.job.timeout : held.entry->timeout;
     SteadyClock::time_point start = SteadyClock::now();
+    ex.started = start;
     ex.stop.Reset(timeout.count() > 0 ? start + timeout : SteadyClock::time_point::max());
     lk.unlock();
 
@@ -657,18 +742,25 @@ void JobRunner::Impl::FinishJob(Executor& ex, HandlerOutcome out, Millis timeout
   HeldJob& held = *ex.current;
   ewma_ms_ = (1 - kEwmaWeight) * ewma_ms_ + kEwmaWeight * duration_ms;
   StopReason reason = ex.stop.reason();
-  // A lost lease means someone else owns the job now; a drain that ran out of time leaves
-  // the job to the reaper. Only a success that beat the stop is still worth recording.
-  bool drop = reason == StopReason::kLeaseLost || (reason == StopReason::kShutdown && !out.success);
-  if (drop) {
+  // A drain that ran out of time leaves the job to the reaper: only a success that beat the
+  // stop is worth recording. A lost claim's outcome is reported all the same: it is refused
+  // (the job was cancelled, or is someone else's now), but it tells Redis that this run
+  // has stopped, which ends a cancelled job's claim (finish_batch.lua).
+  const bool lost = reason == StopReason::kLeaseLost;
+  if (lost || (reason == StopReason::kShutdown && !out.success)) {
     spdlog::info("job {} stopped before it finished; its outcome is not recorded", held.job.id);
-  } else {
+  }
+  if (!(reason == StopReason::kShutdown && !out.success)) {
     JobOutcome o;
     o.id = std::move(held.job.id);
     o.token = std::move(held.job.token);
-    o.success = out.success;
+    o.success = out.success && !lost;
     o.max_attempts_override = held.entry->max_attempts;
-    if (out.success) {
+    if (lost) {
+      o.error = "claim lost while running";
+      dispatch_wanted_ = true;  // report now: the job finishes when this reaches Redis
+      cv_dispatch_.notify_one();
+    } else if (out.success) {
       o.result = std::move(out.result);
       ++succeeded_;
     } else {
@@ -728,7 +820,7 @@ void JobRunner::Impl::PumpLoop() {
     Status status;
     std::optional<ClaimResult> claimed;
     if (!pump_queue) {
-      auto q = OpenJobQueue(redis_url_, options_.queue, options_.retention);
+      auto q = OpenJobQueue(redis_url_, options_.queue, options_.queue_options);
       if (q.ok()) pump_queue = std::move(q).value(); else status = q.status();
     }
     if (pump_queue) {
@@ -789,6 +881,7 @@ void JobRunner::Impl::WakerLoop() {
     cv_waker_.wait(lk, [&] { return waker_armed_ || waker_exit_; });
     if (waker_exit_) return;
     Millis timeout = waker_timeout_;
+    waker_waiting_ = true;
     lk.unlock();
     Status status;
     if (!wait_queue) {
@@ -803,6 +896,7 @@ void JobRunner::Impl::WakerLoop() {
       }
     }
     lk.lock();
+    waker_waiting_ = false;
     if (!status.ok()) {
       // The dispatcher reports outages; here we only avoid hammering a dead server.
       cv_waker_.wait_for(lk, backoff, [&] { return waker_exit_; });

@@ -2,7 +2,8 @@
 // runs at most `concurrency` of them at once, until it is asked to stop, passes its RSS
 // limit, or finds itself fenced by a newer owner epoch.
 //
-// Owns: its two Redis connections (dispatch; blocking wait for work), its executor
+// Owns: its three Redis connections (dispatch; a second round trip in flight; blocking wait
+// for work), its executor
 // threads, the leases of the jobs it holds, and its entry in the worker registry. Does not
 // own: the owner lease (controller/), the queue's scripts (job_queue.h), or what a handler
 // does (handler.h). Thread-safety: Run() once, from one thread; RequestStop() from any
@@ -39,7 +40,7 @@ struct JobRunnerOptions {
   // interrupted jobs; shorter makes restarts quicker.
   Millis drain_timeout{30'000};
   HandlerSet handlers = BuiltinHandlers();
-  RetentionPolicy retention;
+  QueueOptions queue_options;  // retention and max backoff (job_queue.h)
   // Lease renewal, RSS sampling and the registry heartbeat run this often; an idle worker
   // also re-checks the queue this often (it is otherwise woken by submissions).
   Millis heartbeat{1'000};

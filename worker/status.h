@@ -21,6 +21,7 @@ class Status {
     kUnavailable,         // a dependency (Redis, the API server) cannot be reached; retry
     kFailedPrecondition,  // the world is not in a state that allows this (e.g. job not dead)
     kConflict,            // someone else holds it (owner lease, pid file, 409)
+    kGone,                // a version asked for is no longer kept (HTTP 410): read afresh
     kInternal,            // the dependency answered something we did not expect
   };
 
@@ -33,6 +34,7 @@ class Status {
     return Status(Code::kFailedPrecondition, std::move(m));
   }
   static Status Conflict(std::string m) { return Status(Code::kConflict, std::move(m)); }
+  static Status Gone(std::string m) { return Status(Code::kGone, std::move(m)); }
   static Status Internal(std::string m) { return Status(Code::kInternal, std::move(m)); }
 
   bool ok() const { return code_ == Code::kOk; }

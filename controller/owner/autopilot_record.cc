@@ -9,7 +9,7 @@ namespace lk {
 
 namespace {
 
-std::string Key(const std::string& queue) { return JobQueue::KeyPrefix(queue) + "autopilot"; }
+std::string AutopilotKey(const std::string& queue) { return JobQueue::KeyPrefix(queue) + "autopilot"; }
 
 int64_t ToInt(const std::string& s) { return std::strtoll(s.c_str(), nullptr, 10); }
 
@@ -18,7 +18,7 @@ int64_t ToInt(const std::string& s) { return std::strtoll(s.c_str(), nullptr, 10
 Status PublishAutopilotRecord(RedisConnection& conn, const std::string& queue,
                               const AutopilotRecord& r) {
   // HSET of every field: the record is one writer's whole state, never a partial update.
-  auto reply = conn.Command({"HSET", Key(queue),
+  auto reply = conn.Command({"HSET", AutopilotKey(queue),
                              "holder", r.holder,
                              "repo", r.repo,
                              "mode", r.mode,
@@ -29,15 +29,15 @@ Status PublishAutopilotRecord(RedisConnection& conn, const std::string& queue,
                              "epoch", std::to_string(r.epoch),
                              "updated_ms", std::to_string(r.updated_ms)});
   if (!reply.ok()) return reply.status();
-  if (reply->is_error()) return Status::Internal("HSET " + Key(queue) + ": " + reply->str);
+  if (reply->is_error()) return Status::Internal("HSET " + AutopilotKey(queue) + ": " + reply->str);
   return Status::OK();
 }
 
 StatusOr<std::optional<AutopilotRecord>> ReadAutopilotRecord(RedisConnection& conn,
                                                              const std::string& queue) {
-  auto reply = conn.Command({"HGETALL", Key(queue)});
+  auto reply = conn.Command({"HGETALL", AutopilotKey(queue)});
   if (!reply.ok()) return reply.status();
-  if (reply->is_error()) return Status::Internal("HGETALL " + Key(queue) + ": " + reply->str);
+  if (reply->is_error()) return Status::Internal("HGETALL " + AutopilotKey(queue) + ": " + reply->str);
   if (reply->elements.empty()) return std::optional<AutopilotRecord>();
   std::map<std::string, std::string> f;
   for (size_t i = 0; i + 1 < reply->elements.size(); i += 2) {
@@ -60,7 +60,7 @@ Status RemoveAutopilotRecord(RedisConnection& conn, const std::string& queue,
                              const std::string& holder) {
   // Compare-and-delete by optimistic transaction: a newer autopilot that replaced the record
   // between our HGET and DEL makes EXEC return nil, and its record stays.
-  const std::string key = Key(queue);
+  const std::string key = AutopilotKey(queue);
   auto watch = conn.Command({"WATCH", key});
   if (!watch.ok()) return watch.status();
   auto current = conn.Command({"HGET", key, "holder"});

@@ -15,6 +15,7 @@
 #include "controller/owner/stop_signals.h"
 #include "controller/owner/supervisor_rules.h"
 #include "controller/owner/supervisor_status.h"
+#include "controller/status/queue_snapshot.h"
 #include "worker/exit_codes.h"
 #include "worker/job_queue.h"
 #include "worker/process_tree.h"
@@ -41,7 +42,7 @@ class Supervisor {
         clock_(o_.clock ? *o_.clock : SystemClock()),
         holder_(ThisHolder()),
         degraded_(o_.max_crashes),
-        wedge_(o_.wedge_time) {
+        wedge_() {
     if (o_.pid_file.empty()) o_.pid_file = DefaultSupervisorPidFile(o_.queue);
   }
 
@@ -186,25 +187,17 @@ class Supervisor {
     }
   }
 
-  // The wedge watchdog: work waits, nothing runs, nothing finished for wedge_time.
+  // The wedge watchdog: work waits, nothing runs, nothing finished for wedge_time — as
+  // doctor's wedged_queue check reads it, but not counting time before we started.
   void CheckWedge(Clock::TimePoint now) {
     next_wedge_check_ = now + o_.wedge_check_every;
-    auto stats = queue_->Stats();
-    if (!stats.ok()) return RedisTrouble(stats.status());
-    auto last = conn_().Command({"ZREVRANGE", JobQueue::KeyPrefix(o_.queue) + "completed", "0",
-                                 "0", "WITHSCORES"});
-    if (!last.ok()) return RedisTrouble(last.status());
-    int64_t last_done_ms = started_ms_;
-    if (last->elements.size() == 2) {
-      last_done_ms = std::max<int64_t>(last_done_ms, last->elements[1].AsInt());
-    }
-    if (!wedge_.Check(now, stats->waiting, stats->active, Millis(clock_.WallMs() - last_done_ms))) {
-      return;
-    }
+    auto snap = ReadQueueSnapshot(*queue_, kWorkerLiveWithin, clock_.WallMs());
+    if (!snap.ok()) return RedisTrouble(snap.status());
+    if (!wedge_.Check(now, snap->Wedged(o_.wedge_time, started_ms_))) return;
     spdlog::warn("queue {} looks wedged: {} waiting, none active, nothing finished for {}; "
-                 "restarting worker {}", o_.queue, stats->waiting, FormatDuration(o_.wedge_time),
-                 worker_->worker_pid());
-    Emit("wedge_restart", {{"waiting", std::to_string(stats->waiting)},
+                 "restarting worker {}", o_.queue, snap->counts.waiting,
+                 FormatDuration(o_.wedge_time), worker_->worker_pid());
+    Emit("wedge_restart", {{"waiting", std::to_string(snap->counts.waiting)},
                            {"worker_pid", std::to_string(worker_->worker_pid())}});
     worker_->BeginDrain("wedged");
   }

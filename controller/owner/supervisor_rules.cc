@@ -31,9 +31,7 @@ bool RssRestartLoop::OnRestart(Clock::TimePoint now) {
   return restarts_.Count(now) > kMoreThan;
 }
 
-bool WedgeWatchdog::Check(Clock::TimePoint now, int64_t waiting, int64_t active,
-                          Millis since_last_done) {
-  bool wedged = waiting > 0 && active == 0 && since_last_done >= wedge_time_;
+bool WedgeWatchdog::Check(Clock::TimePoint now, bool wedged) {
   strikes_ = wedged ? strikes_ + 1 : 0;
   if (strikes_ < kChecks) return false;
   if (restarts_.Count(now) >= kMaxRestarts) return false;  // budget spent: leave it be

@@ -8,9 +8,10 @@
 //                   minutes
 //   RssRestartLoop  more than 3 RSS restarts within 10 minutes: a restart loop, worth an
 //                   event (the restarts themselves go on: each drains cleanly)
-//   WedgeWatchdog   waiting jobs, none active and nothing finished for wedge_time, over 3
-//                   consecutive checks -> restart the worker; at most 3 such restarts in 30
-//                   minutes (a queue that stays wedged is not fixed by restarting)
+//   WedgeWatchdog   a queue wedged (status/queue_snapshot.h: waiting jobs, none active and
+//                   nothing finished for wedge_time) over 3 consecutive checks -> restart the
+//                   worker; at most 3 such restarts in 30 minutes (a queue that stays wedged
+//                   is not fixed by restarting)
 // Not thread-safe; pure functions of the times they are given.
 #pragma once
 
@@ -73,15 +74,14 @@ class WedgeWatchdog {
   static constexpr int kMaxRestarts = 3;
   static constexpr Millis kRestartWindow{30 * 60'000};
 
-  explicit WedgeWatchdog(Millis wedge_time) : wedge_time_(wedge_time) {}
-  // One check of the queue: waiting and active job counts, and how long ago a job last
-  // finished. True: restart the worker now.
-  bool Check(Clock::TimePoint now, int64_t waiting, int64_t active, Millis since_last_done);
+  WedgeWatchdog() = default;
+  // One check: whether the queue looks wedged now (QueueSnapshot::Wedged, the definition
+  // doctor uses). True: restart the worker now.
+  bool Check(Clock::TimePoint now, bool wedged);
   // A new worker starts with a clean record.
   void Reset() { strikes_ = 0; }
 
  private:
-  Millis wedge_time_;
   int strikes_ = 0;
   EventWindow restarts_{kRestartWindow};
 };

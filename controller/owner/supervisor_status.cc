@@ -7,7 +7,7 @@
 namespace lk {
 
 namespace {
-std::string Key(const std::string& queue) { return JobQueue::KeyPrefix(queue) + "supervisors"; }
+std::string SupervisorsKey(const std::string& queue) { return JobQueue::KeyPrefix(queue) + "supervisors"; }
 }  // namespace
 
 std::string SupervisorStatus::ToJson() const {
@@ -53,21 +53,21 @@ StatusOr<SupervisorStatus> SupervisorStatus::FromJson(const std::string& text) {
 
 Status PublishSupervisorStatus(RedisConnection& conn, const std::string& queue,
                                const SupervisorStatus& status) {
-  auto r = conn.Command({"HSET", Key(queue), status.holder, status.ToJson()});
+  auto r = conn.Command({"HSET", SupervisorsKey(queue), status.holder, status.ToJson()});
   if (!r.ok()) return r.status();
   return r->is_error() ? Status::Internal(r->str) : Status::OK();
 }
 
 Status RemoveSupervisorStatus(RedisConnection& conn, const std::string& queue,
                               const std::string& holder) {
-  auto r = conn.Command({"HDEL", Key(queue), holder});
+  auto r = conn.Command({"HDEL", SupervisorsKey(queue), holder});
   if (!r.ok()) return r.status();
   return r->is_error() ? Status::Internal(r->str) : Status::OK();
 }
 
 StatusOr<std::vector<SupervisorStatus>> ReadLiveSupervisors(RedisConnection& conn,
                                                             const std::string& queue) {
-  auto r = conn.Command({"HGETALL", Key(queue)});
+  auto r = conn.Command({"HGETALL", SupervisorsKey(queue)});
   if (!r.ok()) return r.status();
   if (r->is_error()) return Status::Internal(r->str);
   std::vector<SupervisorStatus> out;

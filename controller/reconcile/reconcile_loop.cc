@@ -1,5 +1,6 @@
 #include "controller/reconcile/reconcile_loop.h"
 
+#include <algorithm>
 #include <chrono>
 
 namespace lk {
@@ -8,10 +9,10 @@ ReconcileLoop::ReconcileLoop(const Clock& clock, Reconciler& reconciler,
                              WorkQueue::RateLimit limit)
     : reconciler_(reconciler), queue_(clock, limit) {}
 
-int ReconcileLoop::ProcessDue() {
-  int n = 0;
+std::vector<LaneKey> ReconcileLoop::ProcessDue() {
+  std::vector<LaneKey> done;
   while (auto key = queue_.Pop()) {
-    ++n;
+    if (std::find(done.begin(), done.end(), *key) == done.end()) done.push_back(*key);
     // Real time, whatever the clock: this measures our own work.
     auto t0 = std::chrono::steady_clock::now();
     auto result = reconciler_.Reconcile(*key);
@@ -29,7 +30,7 @@ int ReconcileLoop::ProcessDue() {
     queue_.Forget(*key);
     if (result->requeue_after) queue_.AddAfter(*key, *result->requeue_after);
   }
-  return n;
+  return done;
 }
 
 }  // namespace lk

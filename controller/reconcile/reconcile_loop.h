@@ -35,8 +35,9 @@ class ReconcileLoop {
                 WorkQueue::RateLimit limit = WorkQueue::RateLimit{});
 
   WorkQueue& queue() { return queue_; }
-  // Reconciles every key that is due now; returns how many reconciles ran.
-  int ProcessDue();
+  // Reconciles every key that is due now; returns the keys reconciled, in order (a key
+  // once even if it ran twice).
+  std::vector<LaneKey> ProcessDue();
   const ReconcileCounters& counters() const { return counters_; }
 
  private:

@@ -30,10 +30,12 @@ Reconciler::Reconciler(ReconcilerOptions options, LaneSource& source, RoleBacken
 
 StatusOr<ReconcileResult> Reconciler::Reconcile(const LaneKey& key) {
   // 1. Read the world.
-  const SourcedLane* sourced = stopping_all_ ? nullptr : source_.Get(key);
+  const SourcedLane* found = source_.Get(key);
+  const SourcedLane* sourced = stopping_all_ || (found && found->deleting) ? nullptr : found;
   ObservedLane observed = backend_.Observe(key);
 
-  // 2. Gone: stop every role; forget the lane once they are all gone.
+  // 2. Gone (or being deleted): stop every role; forget the lane once they are all gone,
+  // and let its object go.
   if (!sourced) {
     if (auto it = records_.find(key); it != records_.end()) {
       Unindex(key, it->second);
@@ -44,6 +46,8 @@ StatusOr<ReconcileResult> Reconciler::Reconcile(const LaneKey& key) {
                                stopping_all_ ? "the controller is stopping" : "lane deleted");
     if (gone.ok() && *gone) {
       LK_RETURN_IF_ERROR(backend_.Forget(key));
+      // Stopping the controller is not deleting the lane: its object stays held.
+      if (found && found->deleting && !stopping_all_) LK_RETURN_IF_ERROR(source_.Release(key));
       refused_.erase(key);
       if (states_.erase(key) > 0 || !observed.roles.empty()) {
         spdlog::info("controller: lane {}: stopped and removed", key.ToString());
@@ -67,6 +71,7 @@ StatusOr<ReconcileResult> Reconciler::Reconcile(const LaneKey& key) {
     return ReconcileResult{};
   }
   // 4.-6. Already so? Act, and say when to come back.
+  if (Status held = source_.Hold(key); !held.ok()) return held;
   auto result = Converge(key, record, observed);
   SetStatus(key, sourced, &record, backend_.Observe(key), std::move(errors),
             result.ok() ? "" : result.status().message());
@@ -284,6 +289,11 @@ std::vector<LaneState> Reconciler::States() const {
     if (!refused_.count(k)) out.push_back(s);
   }
   return out;
+}
+
+const LaneState* Reconciler::State(const LaneKey& key) const {
+  auto it = states_.find(key);
+  return it == states_.end() ? nullptr : &it->second;
 }
 
 std::vector<SpecError> Reconciler::RefusedErrors() const {

@@ -2,9 +2,9 @@
 // Reconcile(request) -> result, for lanes. Every call has the same shape:
 //
 //   1. read the world: the lane as its source states it, what the backend runs for it
-//   2. gone (no such lane, or the controller is stopping)? stop every role; once they are
-//      all gone, forget the lane; done
-//   3. compute the desired roles: admit the spec, PlanRoles
+//   2. gone (no such lane, being deleted, or the controller is stopping)? stop every role;
+//      once they are all gone, forget the lane and release its object; done
+//   3. compute the desired roles: admit the spec (and hold its object), PlanRoles
 //   4. already so? every planned role runs at its hash and nothing else runs: done
 //   5. act: stop what is not planned or runs an old hash; start what is planned and does
 //      not run — a worker-owning role only once no other worker owner of its queue, of
@@ -69,6 +69,9 @@ class Reconciler {
 
   // The status of every lane that runs or is admitted, after its last reconcile, by key.
   std::vector<LaneState> States() const;
+  // One lane's status after its last reconcile; nullptr when it has none (never
+  // reconciled, or forgotten).
+  const LaneState* State(const LaneKey& key) const;
   // The errors of lanes that neither run nor were admitted (a lane refused on its first
   // appearance: its queue is taken, or its text is invalid).
   std::vector<SpecError> RefusedErrors() const;

@@ -32,6 +32,9 @@ struct SourcedLane {
   // The source's own generation (Kubernetes metadata.generation); 0 when it has none and
   // the reconciler counts changes itself.
   int64_t generation = 0;
+  // Being deleted, but held until its roles are gone (a Kubernetes finalizer): the
+  // reconciler treats it as gone, stops its roles, then calls Release.
+  bool deleting = false;
 };
 
 class LaneSource {
@@ -58,7 +61,14 @@ class LaneSource {
 
   // Records a lane's status where the lane's users read it (a Lane's status subresource).
   // The file source has nowhere to write it: status is served by the controller.
-  virtual void PublishStatus(const LaneState& state) {}
+  virtual void PublishStatus(const LaneKey& key, const LaneState& state) {}
+
+  // Keeps the lane's object from vanishing before its roles are gone: a Kubernetes
+  // finalizer, added when the reconciler admits the lane (idempotent: called on every
+  // reconcile of an admitted lane), removed once everything it ran is gone. Files need
+  // neither: a deleted file's roles are stopped all the same.
+  virtual Status Hold(const LaneKey& key) { return Status::OK(); }
+  virtual Status Release(const LaneKey& key) { return Status::OK(); }
 };
 
 }  // namespace lk

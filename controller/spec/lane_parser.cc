@@ -27,6 +27,16 @@ constexpr int64_t kMinRssMb = 256;
 constexpr int64_t kMaxRssMb = 1 << 20;  // 1Ti
 constexpr int kMaxConcurrency = 4096;
 constexpr int kMaxCrashesLimit = 1000;
+// Bounds on lists and strings, which the API server's CEL cost estimator needs (the CRD's
+// header has the numbers) and which keep a spec's size sane. In characters (code points),
+// as OpenAPI's maxLength counts.
+constexpr size_t kMaxCycleSteps = 50;
+constexpr size_t kMaxCommandArgs = 100;
+constexpr size_t kMaxArgChars = 4096;
+constexpr size_t kMaxStepNameChars = 100;
+constexpr size_t kMaxRepoChars = 4096;
+constexpr size_t kMaxSecretRefChars = 253;
+constexpr size_t kMaxHandlers = 100;  // CheckHandlers (worker/handler_config.cc) enforces it
 // A file of garbage has an error per line; past this many, the rest are only counted.
 constexpr size_t kMaxErrorsPerFile = 100;
 
@@ -41,6 +51,8 @@ constexpr std::pair<std::string_view, std::string_view> kLaneFieldHomes[] = {
     {"queue", "spec.queue"},
     {"redis", "spec.redis"},
     {"url", "spec.redis.url"},
+    {"urlFrom", "spec.redis.urlFrom"},
+    {"secretKeyRef", "spec.redis.urlFrom.secretKeyRef"},
     {"autopilot", "spec.autopilot"},
     {"mode", "spec.autopilot.mode"},
     {"repo", "spec.autopilot.repo"},
@@ -154,6 +166,149 @@ std::string RedisUrlProblem(std::string_view url) {
   return "";
 }
 
+// Unicode code points of UTF-8 text: what OpenAPI's maxLength counts.
+size_t Characters(std::string_view utf8) {
+  return static_cast<size_t>(std::count_if(utf8.begin(), utf8.end(), [](char ch) {
+    return (static_cast<unsigned char>(ch) & 0xC0) != 0x80;
+  }));
+}
+
+// Records "at most N characters, got M" when f's string is longer than max.
+void CheckLength(YamlChecker& c, const YamlField& f, size_t max) {
+  if (KindOf(f.value) != YamlKind::kString) return;  // the type's own check reports it
+  if (size_t n = Characters(f.value.Scalar()); n > max) {
+    c.Error(f, "at most " + std::to_string(max) + " characters, got " + std::to_string(n));
+  }
+}
+
+// The value of key in the mapping node map, as a field under path; nullopt when absent.
+std::optional<YamlField> FieldOf(const YAML::Node& map, std::string_view key,
+                                 const std::string& path) {
+  if (!map.IsMap()) return std::nullopt;
+  for (const auto& kv : map) {
+    if (kv.first.IsScalar() && kv.first.Scalar() == key) {
+      return YamlField{kv.first, kv.second, path + "." + std::string(key)};
+    }
+  }
+  return std::nullopt;
+}
+
+// A command's bounds: at most kMaxCommandArgs arguments of kMaxArgChars each. Its type and
+// emptiness are YamlChecker::Argv's to check.
+void CheckCommandLimits(YamlChecker& c, const YamlField& f) {
+  if (KindOf(f.value) != YamlKind::kList) return;
+  if (f.value.size() > kMaxCommandArgs) {
+    c.Error(f, "at most " + std::to_string(kMaxCommandArgs) + " arguments, got " +
+                   std::to_string(f.value.size()));
+  }
+  for (size_t i = 0; i < f.value.size(); ++i) {
+    YAML::Node item = f.value[i];
+    CheckLength(c, {item, item, f.path + "[" + std::to_string(i) + "]"}, kMaxArgChars);
+  }
+}
+
+// spec.autopilot.cycle with its bounds: at most kMaxCycleSteps steps, each name at most
+// kMaxStepNameChars, each command bounded. The steps themselves are read by the one reader
+// of cycle steps (cycle files have no such bounds: they are not Kubernetes objects).
+void CheckLaneCycle(YamlChecker& c, const YamlField& f, std::vector<CycleStep>& out) {
+  if (KindOf(f.value) == YamlKind::kList && f.value.size() > kMaxCycleSteps) {
+    c.Error(f, "at most " + std::to_string(kMaxCycleSteps) + " steps, got " +
+                   std::to_string(f.value.size()));
+    return;
+  }
+  CheckCycleSteps(c, f, out);
+  if (KindOf(f.value) != YamlKind::kList) return;
+  for (size_t i = 0; i < f.value.size(); ++i) {
+    std::string at = f.path + "[" + std::to_string(i) + "]";
+    if (auto name = FieldOf(f.value[i], "name", at)) CheckLength(c, *name, kMaxStepNameChars);
+    if (auto command = FieldOf(f.value[i], "command", at)) CheckCommandLimits(c, *command);
+  }
+}
+
+// spec.handlers, read by the one reader of handlers, and each command bounded.
+void CheckLaneHandlers(YamlChecker& c, const YamlField& f, std::vector<HandlerSpec>& out) {
+  CheckHandlers(c, f, out);
+  // Not a mapping, or past the handler limit: nothing more to say about the commands.
+  if (!f.value.IsMap() || f.value.size() > kMaxHandlers) return;
+  for (const auto& kv : f.value) {
+    if (!kv.first.IsScalar()) continue;
+    if (auto command = FieldOf(kv.second, "command", f.path + "." + kv.first.Scalar())) {
+      CheckCommandLimits(c, *command);
+    }
+  }
+}
+
+bool ValidSecretName(std::string_view n) {
+  if (n.empty() || n.size() > kMaxSecretRefChars) return false;
+  // A DNS subdomain: dot-separated labels of [a-z0-9-], each starting and ending with a
+  // letter or digit.
+  size_t start = 0;
+  for (;;) {
+    size_t dot = n.find('.', start);
+    std::string_view label = n.substr(start, dot == std::string_view::npos ? n.npos : dot - start);
+    bool ok = !label.empty() && label.front() != '-' && label.back() != '-' &&
+              std::all_of(label.begin(), label.end(), [](char c) {
+                return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+              });
+    if (!ok) return false;
+    if (dot == std::string_view::npos) return true;
+    start = dot + 1;
+  }
+}
+
+// A Secret's key, as Kubernetes takes it: [-._a-zA-Z0-9]+, and neither '.', '..' nor
+// anything starting with '..' (a path that leaves a mounted directory).
+bool ValidSecretKey(std::string_view k) {
+  if (k.empty() || k.size() > kMaxSecretRefChars || k == "." || k.starts_with("..")) return false;
+  return std::all_of(k.begin(), k.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+}
+
+// spec.redis: exactly one of url (files, laptops) and urlFrom.secretKeyRef (clusters: the
+// password stays in a Secret).
+void ParseRedis(YamlChecker& c, const YamlField& f, LaneSpec& lane) {
+  auto redis = c.Fields(f, {"url", "urlFrom"});
+  if (!redis) return;
+  auto url = redis->find("url");
+  auto from = redis->find("urlFrom");
+  if (url != redis->end() && from != redis->end()) {
+    c.Error(f, "url and urlFrom are both set: write one, the URL inline or from a Secret");
+  } else if (url == redis->end() && from == redis->end()) {
+    c.Error(f, "expected url or urlFrom (leave spec.redis out for the default Redis)");
+  }
+  if (url != redis->end() && c.String(url->second, lane.redis_url)) {
+    if (std::string why = RedisUrlProblem(lane.redis_url); !why.empty()) {
+      c.Error(url->second, "bad Redis URL " + Quote(RedactUrlText(lane.redis_url)) + ": " + why +
+                               " (expected " + std::string(kRedisUrlForms) + ")");
+    }
+  }
+  if (from == redis->end()) return;
+  auto ref_fields = c.Fields(from->second, {"secretKeyRef"});
+  if (!ref_fields) return;
+  auto ref = ref_fields->find("secretKeyRef");
+  if (ref == ref_fields->end()) {
+    c.Missing(from->second, "secretKeyRef", ": the Secret and key that hold the Redis URL");
+    return;
+  }
+  auto kv = c.Fields(ref->second, {"name", "key"});
+  if (!kv) return;
+  SecretKeyRef out;
+  if (auto it = kv->find("name"); it == kv->end()) {
+    c.Missing(ref->second, "name");
+  } else if (c.String(it->second, out.name) && !ValidSecretName(out.name)) {
+    c.Error(it->second, "must be a Secret name (lowercase letters, digits, '-' and '.', at "
+                        "most 253), got " + Quote(out.name));
+  }
+  if (auto it = kv->find("key"); it == kv->end()) {
+    c.Missing(ref->second, "key");
+  } else if (c.String(it->second, out.key) && !ValidSecretKey(out.key)) {
+    c.Error(it->second, "must be a Secret key (letters, digits, '-', '_' and '.', at most 253, "
+                        "not starting with '..'), got " + Quote(out.key));
+  }
+  lane.redis_url_from = std::move(out);
+}
+
 WorkerSettings ParseWorker(YamlChecker& c, const std::map<std::string, YamlField>& f) {
   WorkerSettings w;
   int64_t v;
@@ -202,13 +357,14 @@ void ParseAutopilot(YamlChecker& c, const YamlField& f, LaneSpec::Autopilot& a, 
     if (c.String(it->second, a.repo) && !a.repo.starts_with('/')) {
       c.Error(it->second, "must be an absolute path, got " + Quote(a.repo));
     }
+    CheckLength(c, it->second, kMaxRepoChars);
   } else if (a.mode != AutopilotMode::kOff) {
     c.Missing(f, "repo", ": required unless mode is off");
   }
   if (auto it = fields->find("interval"); it != fields->end()) {
     c.Duration(it->second, Millis(1000), kMaxConfigDuration, a.interval);
   }
-  if (auto it = fields->find("cycle"); it != fields->end()) CheckCycleSteps(c, it->second, a.cycle);
+  if (auto it = fields->find("cycle"); it != fields->end()) CheckLaneCycle(c, it->second, a.cycle);
   a.worker = ParseWorker(c, *fields);
   // Settings for a worker that does not run would mislead: say so rather than ignore them.
   if (a.mode != AutopilotMode::kManagedWorker && owner.readable) {
@@ -337,26 +493,18 @@ bool ParseDocument(const YAML::Node& doc, YamlChecker& c, LaneSpec& lane) {
               "must be 1 to 100 letters, digits, '.', '_' or '-', got " + Quote(lane.queue));
     }
   }
-  if (auto it = spec->find("redis"); it != spec->end()) {
-    auto redis = c.Fields(it->second, {"url"});
-    if (redis) {
-      if (auto url = redis->find("url"); url != redis->end() && c.String(url->second, lane.redis_url)) {
-        if (std::string why = RedisUrlProblem(lane.redis_url); !why.empty()) {
-          c.Error(url->second, "bad Redis URL " + Quote(RedactUrlText(lane.redis_url)) + ": " + why +
-                                   " (expected " + std::string(kRedisUrlForms) + ")");
-        }
-      }
-    }
-  }
   OwnerFields owner;
-  // An empty autopilot section is no section, as the API server prunes a null one.
+  // An empty redis or autopilot section is no section, as the API server prunes a null one.
+  if (auto it = spec->find("redis"); it != spec->end() && KindOf(it->second.value) != YamlKind::kNull) {
+    ParseRedis(c, it->second, lane);
+  }
   if (auto it = spec->find("autopilot"); it != spec->end() && KindOf(it->second.value) != YamlKind::kNull) {
     ParseAutopilot(c, it->second, lane.autopilot, owner);
   }
   if (auto it = spec->find("supervisor"); it != spec->end()) {
     ParseSupervisor(c, it->second, lane.supervisor, owner);
   }
-  if (auto it = spec->find("handlers"); it != spec->end()) CheckHandlers(c, it->second, lane.handlers);
+  if (auto it = spec->find("handlers"); it != spec->end()) CheckLaneHandlers(c, it->second, lane.handlers);
 
   // Exactly one worker owner per lane: the supervisor, or a managed-worker autopilot. A
   // managed autopilot was written so (owner.mode is set), as was a disabled supervisor.

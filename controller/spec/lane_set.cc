@@ -28,6 +28,13 @@ QueueIdentity IdentifyQueue(const std::string& url, const std::string& queue) {
 }
 
 QueueIdentity LaneSetChecker::Identify(const LaneSpec& l) const {
+  // A URL in a Secret is known only to whoever reads the Secret: here two lanes meet when
+  // they name the same key of the same Secret (of one namespace).
+  if (!l.redis_url_from.empty()) {
+    std::string secret = (l.namespace_name.empty() ? "" : l.namespace_name + "/") +
+                         l.redis_url_from.name + " key " + l.redis_url_from.key;
+    return {"the Redis of Secret " + Escape(secret, 1000), l.queue};
+  }
   return IdentifyQueue(l.redis_url.empty() ? default_redis_url_ : l.redis_url, l.queue);
 }
 

@@ -31,8 +31,8 @@ SpecError QueueTakenError(const LaneSpec& later, const std::string& earlier_name
                           const std::string& earlier_where, const QueueIdentity& id);
 
 // The rules across lanes: names unique (per namespace); no two lanes on one queue of one
-// Redis (same host, port and db, or socket and db). A lane without a URL is on
-// default_redis_url. Each error points at the later lane's metadata.name or spec.queue
+// Redis (same host, port and db, or socket and db; or the same key of the same Secret,
+// for a URL from a Secret). A lane without a URL is on default_redis_url. Each error points at the later lane's metadata.name or spec.queue
 // and names where the earlier one is.
 std::vector<SpecError> ValidateLaneSet(const std::vector<LaneSpec>& lanes,
                                        const std::string& default_redis_url);

@@ -55,6 +55,10 @@ std::string LaneSpec::SpecJson() const {
   nlohmann::json j = {
       {"queue", queue},
       {"redis", redis_url},
+      {"redis_from",
+       redis_url_from.empty()
+           ? nlohmann::json(nullptr)
+           : nlohmann::json{{"secret", redis_url_from.name}, {"key", redis_url_from.key}}},
       {"autopilot",
        {{"mode", AutopilotModeName(autopilot.mode)},
         {"repo", autopilot.repo},

@@ -7,7 +7,8 @@
 //   metadata: {name: knowledge}
 //   spec:
 //     queue: default
-//     redis: {url: redis://127.0.0.1:6379/0}
+//     redis: {url: redis://127.0.0.1:6379/0}    # or, in a cluster, from a Secret:
+//            # {urlFrom: {secretKeyRef: {name: redis, key: url}}}
 //     autopilot: {mode: dispatch-only, repo: /srv/brain/knowledge, interval: 300s,
 //                 cycle: [{name: sync, command: [git, pull, --ff-only], timeout: 120s}]}
 //     supervisor: {enabled: true, concurrency: 2, maxRSS: 2048Mi, maxCrashes: 10,
@@ -56,6 +57,15 @@ struct LaneKey {
 // Where something was written (worker/yaml_checker.h).
 using SpecMark = ConfigMark;
 
+// A key of a Secret in the lane's namespace (Kubernetes' secretKeyRef): where a lane in a
+// cluster keeps its Redis URL, password included, instead of writing it inline.
+struct SecretKeyRef {
+  std::string name;  // a Secret name: DNS subdomain, at most 253
+  std::string key;   // a Secret key: letters, digits, '-', '_', '.', at most 253
+  bool empty() const { return name.empty(); }
+  auto operator<=>(const SecretKeyRef&) const = default;
+};
+
 // The worker that a lane's owner runs: the supervisor's, or in managed-worker mode the
 // autopilot's own.
 struct WorkerSettings {
@@ -74,8 +84,11 @@ struct LaneSpec {
   // spec
   std::string queue = "default";
   SpecMark queue_mark;    // spec.queue, or spec itself when the default is used
-  std::string redis_url;  // empty: the controller's default. May carry a password: never
-                          // log it (RedisEndpoint::Redacted)
+  // spec.redis: at most one of the two is set. Neither: the controller's default Redis.
+  std::string redis_url;  // spec.redis.url. May carry a password: never log it
+                          // (RedisEndpoint::Redacted)
+  SecretKeyRef redis_url_from;  // spec.redis.urlFrom.secretKeyRef: the URL is in a Secret,
+                                // which only the Kubernetes backend can read
 
   struct Autopilot {
     // A lane without an autopilot section has none; a section without a mode dispatches.
@@ -103,7 +116,8 @@ struct LaneSpec {
   const WorkerSettings& Worker() const;
 
   // Canonical JSON of the spec part, which the controller compares to detect a change.
-  // Carries the Redis URL as written (password included): compare it, never show it.
+  // Carries the Redis URL as written (password included): compare it, never show it; and
+  // the Secret a URL comes from (name and key, not the Secret's content).
   std::string SpecJson() const;
 };
 

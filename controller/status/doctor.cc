@@ -1,3 +1,8 @@
+// Doctor's checks, in one file on purpose (about 560 lines): they read one snapshot of the
+// lane (ReadLane), speak with one voice, and refer to each other by name ("see the
+// supervisor check"), so they are read and changed side by side. Sections, in the order
+// the report lists them: redis, worker_owner, supervisor, queue_health, autopilot,
+// wedged_queue.
 #include "controller/status/doctor.h"
 
 #include <algorithm>
@@ -9,7 +14,7 @@
 #include "controller/owner/lifecycle_events.h"
 #include "controller/owner/owner_lease.h"
 #include "controller/owner/supervisor_status.h"
-#include "worker/worker_registry.h"
+#include "controller/status/queue_snapshot.h"
 
 namespace lk {
 
@@ -50,14 +55,6 @@ std::string InfoField(const std::string& info, const std::string& key) {
   return info.substr(start, end == std::string::npos ? end : end - start);
 }
 
-// Top score of a sorted set (finished sets are scored by finish time); 0 when empty.
-StatusOr<int64_t> TopScore(RedisConnection& conn, const std::string& key) {
-  auto r = conn.Command({"ZREVRANGE", key, "0", "0", "WITHSCORES"});
-  if (!r.ok()) return r.status();
-  if (r->is_error()) return Status::Internal("ZREVRANGE " + key + ": " + r->str);
-  return r->elements.size() == 2 ? r->elements[1].AsInt() : int64_t{0};
-}
-
 StatusOr<int64_t> CountByScore(RedisConnection& conn, const std::string& key,
                                const std::string& min, const std::string& max) {
   auto r = conn.Command({"ZCOUNT", key, min, max});
@@ -82,6 +79,9 @@ DoctorCheck CheckRedis(RedisConnection& conn) {
 
   std::map<std::string, std::string> details = {{"version", version}, {"url", url},
                                                 {"aof", aof ? "on" : "off"}};
+  if (Status s = CheckRedisVersion(version, url); !s.ok()) {
+    return Check("redis", CheckLevel::kFail, s.message(), details);
+  }
   // The RDB schedule is configuration, not state: only CONFIG GET says whether it is on.
   // Managed Redis services often refuse CONFIG; then AOF alone can vouch for durability.
   std::optional<bool> rdb;
@@ -126,31 +126,11 @@ struct Lane {
   std::string queue;
   int64_t now_ms = 0;
   Millis worker_live_within{0};
-  StatusOr<QueueStats> stats;
-  StatusOr<std::optional<OwnerRecord>> owner;
-  StatusOr<std::vector<WorkerInfo>> workers;  // live, one per incarnation (LiveWorkers)
-  StatusOr<std::vector<SupervisorStatus>> supervisors;
+  // The same reading /status and the dashboard show (status/queue_snapshot.h).
+  StatusOr<QueueSnapshot> snapshot;
   StatusOr<std::optional<AutopilotRecord>> autopilot;
   StatusOr<std::vector<LifecycleEvent>> events_24h;
 };
-
-// Live workers, with a supervisor's crashed predecessors dropped. A supervisor runs one
-// worker at a time per epoch, so two entries of the same epoch > 0 are a worker that died
-// without deregistering and the one that replaced it; the fresher heartbeat is the live
-// one. (Liveness by pid would be wrong: doctor may run in another pid namespace on the
-// same host name, e.g. a sidecar container.) Epoch 0 workers are unmanaged and each counts.
-StatusOr<std::vector<WorkerInfo>> LiveWorkers(RedisConnection& conn, const std::string& queue,
-                                              Millis live_within) {
-  auto all = ListLiveWorkers(conn, queue, live_within);
-  if (!all.ok()) return all.status();
-  std::vector<WorkerInfo> out;
-  std::set<int64_t> epochs;
-  for (auto& w : *all) {  // most recent heartbeat first
-    if (w.epoch > 0 && !epochs.insert(w.epoch).second) continue;
-    out.push_back(std::move(w));
-  }
-  return out;
-}
 
 Lane ReadLane(JobQueue& queue, const DoctorOptions& options) {
   RedisConnection& conn = queue.connection();
@@ -159,10 +139,7 @@ Lane ReadLane(JobQueue& queue, const DoctorOptions& options) {
   return Lane{q,
               now,
               options.worker_live_within,
-              queue.Stats(),
-              ReadOwner(conn, q),
-              LiveWorkers(conn, q, options.worker_live_within),
-              ReadLiveSupervisors(conn, q),
+              ReadQueueSnapshot(queue, options.worker_live_within, now),
               ReadAutopilotRecord(conn, q),
               // The stream is capped at kEventStreamMaxLen, so one read holds all of it.
               ReadEvents(conn, q, now - kDayMs, static_cast<int>(kEventStreamMaxLen))};
@@ -176,13 +153,11 @@ std::string WorkerName(const WorkerInfo& w) {
 
 DoctorCheck CheckWorkerOwner(const Lane& lane) {
   const std::string name = "worker_owner";
-  if (!lane.owner.ok()) return CannotRead(name, "the owner lease", lane.owner.status());
-  if (!lane.workers.ok()) return CannotRead(name, "the workers registry", lane.workers.status());
-  if (!lane.stats.ok()) return CannotRead(name, "the queue counts", lane.stats.status());
-  const auto& owner = *lane.owner;
-  const auto& workers = *lane.workers;
+  if (!lane.snapshot.ok()) return CannotRead(name, "the queue", lane.snapshot.status());
+  const auto& owner = lane.snapshot->owner;
+  const auto& workers = lane.snapshot->workers;
   const std::string& q = lane.queue;
-  const int64_t current_epoch = lane.stats->current_epoch;
+  const int64_t current_epoch = lane.snapshot->counts.current_epoch;
 
   std::map<std::string, std::string> details = {
       {"current_epoch", std::to_string(current_epoch)},
@@ -264,7 +239,7 @@ DoctorCheck CheckWorkerOwner(const Lane& lane) {
                    details);
     }
   }
-  const int64_t waiting = lane.stats->waiting;
+  const int64_t waiting = lane.snapshot->counts.waiting;
   if (waiting > 0) {
     return Check(name, CheckLevel::kFail,
                  "no worker owner for queue " + q + ": " + Count(waiting, "job") +
@@ -279,15 +254,12 @@ DoctorCheck CheckWorkerOwner(const Lane& lane) {
 
 DoctorCheck CheckSupervisor(const Lane& lane) {
   const std::string name = "supervisor";
-  if (!lane.supervisors.ok()) {
-    return CannotRead(name, "the supervisors' status", lane.supervisors.status());
-  }
-  if (!lane.owner.ok()) return CannotRead(name, "the owner lease", lane.owner.status());
+  if (!lane.snapshot.ok()) return CannotRead(name, "the queue", lane.snapshot.status());
   if (!lane.events_24h.ok()) {
     return CannotRead(name, "the lifecycle events", lane.events_24h.status());
   }
-  const auto& sups = *lane.supervisors;
-  const auto& owner = *lane.owner;
+  const auto& sups = lane.snapshot->supervisors;
+  const auto& owner = lane.snapshot->owner;
   const std::string& q = lane.queue;
 
   if (sups.empty()) {
@@ -380,8 +352,8 @@ DoctorCheck CheckSupervisor(const Lane& lane) {
 
 DoctorCheck CheckQueueHealth(JobQueue& queue, const Lane& lane, const DoctorOptions& options) {
   const std::string name = "queue_health";
-  if (!lane.stats.ok()) return CannotRead(name, "the queue counts", lane.stats.status());
-  const QueueStats& s = *lane.stats;
+  if (!lane.snapshot.ok()) return CannotRead(name, "the queue", lane.snapshot.status());
+  const QueueStats& s = lane.snapshot->counts;
   RedisConnection& conn = queue.connection();
   const std::string prefix = JobQueue::KeyPrefix(lane.queue);
 
@@ -491,17 +463,11 @@ DoctorCheck CheckAutopilot(const Lane& lane) {
 
 // --- wedged_queue --------------------------------------------------------------------
 
-DoctorCheck CheckWedgedQueue(JobQueue& queue, const Lane& lane, const DoctorOptions& options) {
+DoctorCheck CheckWedgedQueue(const Lane& lane, const DoctorOptions& options) {
   const std::string name = "wedged_queue";
-  if (!lane.stats.ok()) return CannotRead(name, "the queue counts", lane.stats.status());
-  const QueueStats& s = *lane.stats;
-  const std::string prefix = JobQueue::KeyPrefix(lane.queue);
-  // Progress is any job finishing: completed, or dead (a worker ran it and gave up).
-  auto completed = TopScore(queue.connection(), prefix + "completed");
-  if (!completed.ok()) return CannotRead(name, "the completed jobs", completed.status());
-  auto dead = TopScore(queue.connection(), prefix + "dead");
-  if (!dead.ok()) return CannotRead(name, "the dead jobs", dead.status());
-  const int64_t last_finished = std::max(*completed, *dead);
+  if (!lane.snapshot.ok()) return CannotRead(name, "the queue", lane.snapshot.status());
+  const QueueStats& s = lane.snapshot->counts;
+  const int64_t last_finished = lane.snapshot->last_finished_ms;
 
   std::map<std::string, std::string> details = {
       {"waiting", std::to_string(s.waiting)},
@@ -518,13 +484,10 @@ DoctorCheck CheckWedgedQueue(JobQueue& queue, const Lane& lane, const DoctorOpti
                      " waiting; " + finished,
                  details);
   }
-  // Stuck for as long as the work has waited without anything finishing: the oldest
-  // waiting job's age, cut short by the last finish (a job submitted a minute ago onto a
-  // queue idle for a day has not been stuck for a day).
-  int64_t stuck = std::max<int64_t>(s.oldest_waiting_age_ms, 0);
-  if (last_finished > 0) stuck = std::min(stuck, lane.now_ms - last_finished);
+  // queue_snapshot.h defines stuck and wedged, for the supervisor's watchdog too.
+  int64_t stuck = lane.snapshot->StuckMs();
   details["stuck_ms"] = std::to_string(stuck);
-  if (stuck >= options.wedge_time.count()) {
+  if (lane.snapshot->Wedged(options.wedge_time)) {
     return Check(name, CheckLevel::kFail,
                  "queue " + lane.queue + " is wedged: " + Count(s.waiting, "job") +
                      " waiting, none active, nothing finished for " + FormatAge(stuck) +
@@ -581,7 +544,7 @@ DoctorReport RunDoctor(JobQueue& queue, const DoctorOptions& options) {
   report.checks.push_back(CheckSupervisor(lane));
   report.checks.push_back(CheckQueueHealth(queue, lane, options));
   report.checks.push_back(CheckAutopilot(lane));
-  report.checks.push_back(CheckWedgedQueue(queue, lane, options));
+  report.checks.push_back(CheckWedgedQueue(lane, options));
   return report;
 }
 

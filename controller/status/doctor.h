@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "controller/status/queue_snapshot.h"
 #include "worker/duration.h"
 #include "worker/job_queue.h"
 
@@ -38,9 +39,8 @@ struct DoctorOptions {
   // finished. The supervisor's own wedge watchdog defaults to the same 15 m.
   Millis wedge_time{15 * 60'000};
   // A worker counts as live when its last heartbeat in the workers registry is at most
-  // this old. Workers beat every second; much shorter risks calling a busy worker dead,
-  // longer counts a crashed worker as live for longer. Same as supervisors' staleness.
-  Millis worker_live_within{5'000};
+  // this old (status/queue_snapshot.h).
+  Millis worker_live_within = kWorkerLiveWithin;
 };
 
 struct DoctorReport {

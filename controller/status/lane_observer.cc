@@ -6,6 +6,7 @@
 #include <mutex>
 #include <utility>
 
+#include "controller/reconcile/role_plan.h"
 #include "worker/redis_connection.h"
 
 namespace lk {
@@ -90,10 +91,10 @@ LaneCondition Degraded(const LaneState& lane, const QueueView& q, int64_t now_ms
   return Condition("Degraded", "True", causes.front().first, message);
 }
 
+// The roles the lane's plan has, by name: the one answer to "which roles does it need".
 std::vector<std::string> DesiredRoles(const LaneSpec& spec) {
   std::vector<std::string> roles;
-  if (spec.supervisor.enabled) roles.push_back("supervisor");
-  if (spec.autopilot.mode != AutopilotMode::kOff) roles.push_back("autopilot");
+  for (const auto& r : PlanRoles(spec).roles) roles.push_back(r.name);
   return roles;
 }
 
@@ -230,19 +231,9 @@ struct LaneObserver::Impl {
       return f;
     };
     if (Status s = Connect(slot, url, queue); !s.ok()) return failed(s);
-    RedisConnection& conn = slot.queue->connection();
-    auto stats = slot.queue->Stats();
-    if (!stats.ok()) return failed(stats.status());
-    v.counts = *stats;
-    auto owner = ReadOwner(conn, queue);
-    if (!owner.ok()) return failed(owner.status());
-    v.owner = *owner;
-    auto workers = ListLiveWorkers(conn, queue, DoctorOptions{}.worker_live_within);
-    if (!workers.ok()) return failed(workers.status());
-    v.workers = std::move(workers).value();
-    auto supervisors = ReadLiveSupervisors(conn, queue);
-    if (!supervisors.ok()) return failed(supervisors.status());
-    v.supervisors = std::move(supervisors).value();
+    auto snapshot = ReadQueueSnapshot(*slot.queue, kWorkerLiveWithin, v.read_ms);
+    if (!snapshot.ok()) return failed(snapshot.status());
+    static_cast<QueueSnapshot&>(v) = std::move(snapshot).value();
     return v;
   }
 };

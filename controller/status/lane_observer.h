@@ -29,15 +29,10 @@
 
 namespace lk {
 
-// One queue as read from its Redis at read_ms.
-struct QueueView {
-  Status redis;      // not OK: Redis could not be read (message names the redacted URL);
-                     // the fields below are then empty
-  int64_t read_ms = 0;
-  std::optional<OwnerRecord> owner;          // nullopt: nobody holds the lease
-  std::vector<WorkerInfo> workers;           // live (heartbeat within 5 s), newest first
-  std::vector<SupervisorStatus> supervisors;  // live (status within 5 s)
-  QueueStats counts;                         // counts.current_epoch is the queue's epoch
+// One queue as read from its Redis at read_ms (status/queue_snapshot.h, the reading doctor
+// makes too); when Redis could not be read, redis says why and the rest is empty.
+struct QueueView : QueueSnapshot {
+  Status redis;  // not OK: the message names the redacted URL
 };
 
 struct LaneObservation {

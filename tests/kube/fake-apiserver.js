@@ -4,11 +4,12 @@
 // kubelet, for driving the real kubectl and helm and lanekeeper's Kubernetes client in tests.
 // What it serves and how it differs from a real API server: README.md beside this file.
 //
-//   node fake-apiserver.js [--tls-dir DIR] [--token T] [--client-cert-required]
+//   node fake-apiserver.js [--port N] [--tls-dir DIR] [--token T] [--client-cert-required]
 //        [--history N] [--bookmark-interval MS] [--expired-watch-status] [--servicemonitor]
 //        [--kubelet --binary PATH [--kubelet-dir DIR] [--restart-backoff MS]] [--verbose]
 //
-// Binds 127.0.0.1 port 0 and prints one JSON line on stdout: {"url":"http://127.0.0.1:PORT"}
+// Binds 127.0.0.1 port 0 (--port N: that port, so that a test can restart it at the same
+// URL) and prints one JSON line on stdout: {"url":"http://127.0.0.1:PORT"}
 // (https with --tls-dir, plus the certificate paths). Stops on SIGTERM, SIGINT, stdin EOF,
 // (when stdin is a pipe), or when its parent dies, killing every pod process group the fake kubelet started.
 
@@ -18,11 +19,12 @@ const { FakeApiServer } = require('./fake/server');
 const { ensureCertificates } = require('./fake/tls');
 
 function parseArgs(argv) {
-  const o = { history: 10000, bookmarkIntervalMs: 5000 };
+  const o = { history: 10000, bookmarkIntervalMs: 5000, port: 0 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => { if (i + 1 >= argv.length) usage(`${a} needs a value`); return argv[++i]; };
     switch (a) {
+      case '--port': o.port = Number(value()); break;
       case '--tls-dir': o.tlsDir = path.resolve(value()); break;
       case '--token': o.token = value(); break;
       case '--client-cert-required': o.requireClientCert = true; break;
@@ -40,6 +42,7 @@ function parseArgs(argv) {
   }
   if (o.kubelet && !o.binary) usage('--kubelet needs --binary PATH');
   if (!(o.history > 0)) usage('--history must be a positive number');
+  if (!(Number.isInteger(o.port) && o.port >= 0 && o.port < 65536)) usage('--port must be a port number');
   return o;
 }
 
@@ -62,7 +65,7 @@ async function main() {
     kubelet = new FakeKubelet(store, { binary: opts.binary, dir: opts.kubeletDir, restartBackoffMs: opts.restartBackoffMs, log });
     api.logSource = pod => kubelet.logPath(pod);
   }
-  const port = await api.listen();
+  const port = await api.listen('127.0.0.1', opts.port);
   if (kubelet) { kubelet.apiPort = port; kubelet.start(); }
   const line = { url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}` };
   if (tls) Object.assign(line, { ca: path.join(opts.tlsDir, 'ca.crt'), clientCert: path.join(opts.tlsDir, 'client.crt'), clientKey: path.join(opts.tlsDir, 'client.key') });

@@ -74,16 +74,19 @@ spec:
 
 test('kubectl get lanes prints the CRD printer columns, evaluating the Ready filter', async () => {
   await cluster.ok(['patch', 'lane', 'knowledge', '--subresource=status', '--type=merge', '-p',
-    JSON.stringify({ status: { owner: 'supervisor/knowledge-abc', conditions: [{ type: 'Ready', status: 'True' }, { type: 'Degraded', status: 'False' }] } })]);
+    JSON.stringify({ status: { owner: 'supervisor knowledge-abc epoch 3', concurrency: 2, maxRSS: '2048Mi',
+      conditions: [{ type: 'Ready', status: 'True', reason: 'OwnerRunning', message: '', lastTransitionTime: '2026-01-02T03:04:05Z' },
+        { type: 'Degraded', status: 'False', reason: 'NoCrashes', message: '', lastTransitionTime: '2026-01-02T03:04:05Z' }] } })]);
   const out = await cluster.ok(['get', 'lanes']);
   const [header, ...rows] = out.trim().split('\n');
-  assert.deepEqual(header.split(/\s+/), ['NAME', 'QUEUE', 'MODE', 'OWNER', 'READY', 'AGE']);
+  assert.deepEqual(header.split(/\s+/), ['NAME', 'QUEUE', 'MODE', 'CONCURRENCY', 'MAXRSS', 'OWNER', 'READY', 'AGE']);
   const knowledge = rows.find(r => r.startsWith('knowledge '));
-  assert.match(knowledge, /^knowledge\s+default\s+dispatch-only\s+supervisor\/knowledge-abc\s+True\s+\d+s$/);
+  assert.match(knowledge, /^knowledge\s+default\s+dispatch-only\s+2\s+2048Mi\s+supervisor knowledge-abc epoch 3\s+True\s+\d+s$/);
   assert.match(rows.find(r => r.startsWith('laptop ')), /^laptop\s+laptop\s+managed-worker\s+/);
   // The category and the status subresource show in discovery too.
   assert.match(await cluster.ok(['get', 'lanekeeper']), /knowledge/);
-  assert.match(await cluster.ok(['api-resources', '--api-group=lanekeeper.dev']), /lanes\s+lanekeeper\.dev\/v1alpha1\s+true\s+Lane/);
+  assert.match(await cluster.ok(['get', 'lk']), /knowledge/, 'the short name');
+  assert.match(await cluster.ok(['api-resources', '--api-group=lanekeeper.dev']), /lanes\s+lk\s+lanekeeper\.dev\/v1alpha1\s+true\s+Lane/);
 });
 
 test('kubectl get lanes -o yaml shows the stored objects with server-set metadata', async () => {
@@ -108,7 +111,7 @@ spec:
 `;
   const r = await cluster.kubectl(['apply', '-f', writeTemp('bad.yaml', bad)]);
   assert.notEqual(r.code, 0);
-  assert.match(r.stderr, /The Lane "two-owners" is invalid: spec: Invalid value: "object": two worker owners: set autopilot.mode to dispatch-only, or spec.supervisor.enabled to false/);
+  assert.match(r.stderr, /The Lane "two-owners" is invalid: spec\.autopilot\.mode: Invalid value: "object": two worker owners: set autopilot.mode to dispatch-only, or spec.supervisor.enabled to false/);
   const interval = bad.replace('name: two-owners', 'name: too-fast').replace('mode: managed-worker, repo: /srv/x', 'repo: /srv/x, interval: 10ms');
   const r2 = await cluster.kubectl(['apply', '-f', writeTemp('bad2.yaml', interval)]);
   assert.match(r2.stderr, /spec\.autopilot\.interval: Invalid value: "string": must be 1s to 30d/);

@@ -1,8 +1,10 @@
+-- Uses prelude.lua
 -- Claim up to max jobs for one worker, fenced by the owner's epoch.
 --
--- KEYS[1] prefix "lk:{Q}:" (job hashes are prefix .. 'job:' .. id, claims prefix .. 'claim:' .. id)
--- KEYS[2] waiting  KEYS[3] delayed  KEYS[4] active  KEYS[5] dead  KEYS[6] idem
--- KEYS[7] epoch    KEYS[8] owner    KEYS[9] claimseq
+-- KEYS[1] prefix "lk:{Q}:" (job hashes are prefix .. 'job:' .. id, claims prefix .. 'claim:'
+--         .. id: see prelude.lua)
+-- KEYS[2] waiting  KEYS[3] delayed  KEYS[4] active  KEYS[5] dead  KEYS[6] cancelled
+-- KEYS[7] idem     KEYS[8] idem_expiry  KEYS[9] epoch  KEYS[10] owner  KEYS[11] claimseq
 -- ARGV    max, epoch (0 = an unmanaged worker), max_stalls
 -- Returns {outcome, current_epoch, next_due_in_ms, then 6 per job: token, name, payload,
 -- max_attempts, lease_ms, timeout_ms}; the token "<attempt>:<started_ms>:<claimseq>.<id>"
@@ -12,7 +14,8 @@
 --   epoch > 0 and epoch ~= GET epoch   -> stale: claim nothing
 --   epoch == 0 and EXISTS owner        -> owned: claim nothing
 --   due delayed jobs -> waiting; expired leases -> waiting or dead   (bounded, as reap.lua)
---   ZRANGE + ZREMRANGEBYRANK waiting: the first max jobs; per job one HMGET of its spec;
+--   ZRANGE + ZREMRANGEBYRANK waiting: the first max jobs (members are ids behind a letter,
+--   prelude.lua); per job one HMGET of its spec;
 --   then for the whole batch one MSET claim:<id> = token and one ZADD active deadline id
 --
 -- Why fencing lives here: the owner lease alone never guarantees one owner (a paused
@@ -26,117 +29,42 @@
 -- string claim:<id> = "<attempt>:<started_ms>:<claimseq>.<id>", the token itself: the job
 -- is active exactly while that key exists, and its lease deadline is its score in active.
 -- The job hash keeps its state and attempts of before the claim; whatever ends the claim
--- (finish, reap, cancel) writes the attempt and start time into the hash in the command
--- that records the new state, and release needs to write nothing. claimseq grows once per
--- call, so the token of an older claim of the same job never matches again.
-local prefix, waiting, delayed, active, dead, idem, epoch_key, owner, claimseq = unpack(KEYS)
+-- (finish, reap) writes the attempt and start time into the hash in the command that
+-- records the new state, and release needs to write nothing. A cancel marks the claim
+-- (prelude.lua's CANCELLED), which then ends when the worker reports or the lease runs out.
+-- claimseq grows once per call, so the token of an older claim of the same job never
+-- matches again.
+local prefix, waiting, delayed, active, dead, cancelled, idem, idem_expiry, epoch_key, owner,
+      claimseq = unpack(KEYS)
 local max, epoch, max_stalls = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local current = tonumber(redis.call('GET', epoch_key) or '0')
+local current = tonumber(call('GET', epoch_key) or '0')
 if epoch > 0 and epoch ~= current then return {1, current, -1} end
-if epoch == 0 and redis.call('EXISTS', owner) == 1 then return {2, current, -1} end
+if epoch == 0 and call('EXISTS', owner) == 1 then return {2, current, -1} end
 
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local BAND = 4398046511104
+local now = now_ms()
 local jobs = prefix .. 'job:'
 local claims = prefix .. 'claim:'
+local q = {now = now, jobs = jobs, claims = claims, waiting = waiting, delayed = delayed,
+           active = active, dead = dead, cancelled = cancelled, idem = idem,
+           idem_expiry = idem_expiry}
 
--- unpack is bounded by Lua's C stack (8000 slots): pass at most 4000 arguments at a time.
-local function bulk(command, key, args, n)
-  for i = 1, n, 4000 do
-    redis.call(command, key, unpack(args, i, math.min(i + 3999, n)))
-  end
-end
-local function bulk_keys(command, args, n)
-  for i = 1, n, 4000 do
-    redis.call(command, unpack(args, i, math.min(i + 3999, n)))
-  end
-end
-local function mget(keys)
-  local values, n = {}, #keys
-  for i = 1, n, 4000 do
-    local part = redis.call('MGET', unpack(keys, i, math.min(i + 3999, n)))
-    for j = 1, #part do values[i + j - 1] = part[j] end
-  end
-  return values
-end
-
--- promote_due and reap_expired are the same in reap.lua: scripts cannot share code.
-local function promote_due(limit)
-  local ids = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, limit)
-  local scored = {}
-  for i, id in ipairs(ids) do
-    local job = jobs .. id
-    local priority = tonumber(redis.call('HGET', job, 'priority')) or 0
-    redis.call('HSET', job, 'state', 'waiting')
-    scored[i * 2 - 1], scored[i * 2] = (priority + 1000) * BAND + id, id
-  end
-  bulk('ZREM', delayed, ids, #ids)
-  bulk('ZADD', waiting, scored, #scored)
-  return #ids
-end
-
--- A lease expired: its worker neither finished nor renewed in time (crashed, hung, cut off
--- from Redis). The job goes back to its place in waiting and counts a stall; after
--- max_stalls the job itself is the likely cause (it kills or hangs its worker), so it goes
--- dead instead of taking down worker after worker. The claim ends here: its attempt and
--- start time go into the job hash, and its key is deleted.
-local function reap_expired(limit)
-  local ids = redis.call('ZRANGEBYSCORE', active, '-inf', '(' .. now, 'LIMIT', 0, limit)
-  if #ids == 0 then return 0, 0 end
-  local keys = {}
-  for i, id in ipairs(ids) do keys[i] = claims .. id end
-  local tokens = mget(keys)
-  local back, buried, nback, nburied = {}, {}, 0, 0
-  for i, id in ipairs(ids) do
-    local job = jobs .. id
-    local f = redis.call('HMGET', job, 'stalls', 'priority', 'idem')
-    local stalls = (tonumber(f[1]) or 0) + 1
-    local fields
-    if stalls >= max_stalls then
-      fields = {'state', 'dead', 'stalls', stalls, 'finished_ms', now,
-                'error', 'stalled ' .. stalls ..
-                  ' times: lease expired without renewal (worker crashed or hung)'}
-      if f[3] and redis.call('HGET', idem, f[3]) == id then redis.call('HDEL', idem, f[3]) end
-      buried[nburied + 1], buried[nburied + 2] = now, id
-      nburied = nburied + 2
-    else
-      fields = {'state', 'waiting', 'stalls', stalls, 'error', 'lease expired (stall ' .. stalls .. ')'}
-      back[nback + 1], back[nback + 2] = ((tonumber(f[2]) or 0) + 1000) * BAND + id, id
-      nback = nback + 2
-    end
-    local attempt, started = string.match(tokens[i] or '', '^(%d+):(%d+):')
-    if attempt then
-      fields[#fields + 1], fields[#fields + 2] = 'attempts', attempt
-      fields[#fields + 1], fields[#fields + 2] = 'started_ms', started
-    end
-    redis.call('HSET', job, unpack(fields))
-  end
-  bulk_keys('DEL', keys, #keys)
-  bulk('ZREM', active, ids, #ids)
-  bulk('ZADD', waiting, back, nback)
-  bulk('ZADD', dead, buried, nburied)
-  return nback / 2, nburied / 2
-end
-
-promote_due(1000)
-reap_expired(100)
+promote_due(q, 1000)
+reap_expired(q, 100, max_stalls)
 
 local out = {0, current, -1}
 local ids = {}
-if max > 0 then ids = redis.call('ZRANGE', waiting, 0, max - 1) end
+if max > 0 then ids = call('ZRANGE', waiting, 0, max - 1) end
 if #ids > 0 then
   -- ZRANGE + ZREMRANGEBYRANK rather than ZPOPMIN: the scores ZPOPMIN returns would be
   -- formatted as text for nothing, which costs more than both commands.
-  redis.call('ZREMRANGEBYRANK', waiting, 0, #ids - 1)
+  call('ZREMRANGEBYRANK', waiting, 0, #ids - 1)
   -- Numbers passed to redis.call are formatted with %.17g, which costs as much as the call
   -- itself. A batch shares a few attempt counts and lease lengths: convert each value once.
-  local fmt, call = string.format, redis.call
   local attempts_text, deadlines = {}, {}
   local middle = ':' .. fmt('%d', now) .. ':' .. call('INCR', claimseq) .. '.'
   local tokens, leases, ntokens, nleases, nout = {}, {}, 0, 0, 3
   for i = 1, #ids do
-    local id = ids[i]
+    local id = sub(ids[i], 2)  -- waiting_id, inline on the hot path
     local f = call('HMGET', jobs .. id, 'name', 'payload', 'max_attempts', 'lease_ms',
                    'timeout_ms', 'attempts')
     -- A waiting entry without its hash was left by a hand edit; drop it, never claim it.
@@ -172,7 +100,7 @@ end
 -- the first lease deadline, so an idle worker knows how long it may sleep.
 local next_due = -1
 for _, set in ipairs({delayed, active}) do
-  local first = redis.call('ZRANGE', set, 0, 0, 'WITHSCORES')
+  local first = call('ZRANGE', set, 0, 0, 'WITHSCORES')
   if first[2] then
     local due = math.max(tonumber(first[2]) - now, 0)
     if next_due < 0 or due < next_due then next_due = due end

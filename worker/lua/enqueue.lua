@@ -1,49 +1,59 @@
+-- Uses prelude.lua
 -- Store a batch of new jobs, waiting or delayed, in one call.
 --
--- KEYS[1] prefix "lk:{Q}:" (job hashes are prefix .. 'job:' .. id)
--- KEYS[2] seq   KEYS[3] waiting   KEYS[4] delayed   KEYS[5] idem   KEYS[6] wake
--- ARGV[1] n, then 8 per job: name, payload, priority, max_attempts, lease_ms, timeout_ms,
---         delay_ms, idempotency key ('' = none)
+-- KEYS[1] prefix "lk:{Q}:" (job hashes are prefix .. 'job:' .. id: see prelude.lua)
+-- KEYS[2] seq   KEYS[3] waiting   KEYS[4] delayed   KEYS[5] idem   KEYS[6] idem_expiry
+-- KEYS[7] wake
+-- ARGV[1] n, ARGV[2] the key window (ms) of jobs that set none, ARGV[3] e; then e triples
+--         for the jobs with settings of their own: index, key window ms, max backoff ms
+--         (0 = not set); then 8 per job: name, payload, priority, max_attempts, lease_ms,
+--         timeout_ms, delay_ms, idempotency key ('' = none)
 -- Returns {first, then 2 per job that already existed: index, id}. The jobs created get the
 -- ids first, first + 1, ... in input order (first is 0 when none was); a job listed by
 -- index was not created because another job holds its idempotency key: that job's id.
+-- Error "LK ..." when the ids would pass MAX_JOB_ID; then nothing is written.
 --
---   for each job with a key: idem[key] names a waiting, delayed, active or completed job
---     -> answer that job (a resubmit after a lost reply must not run the work twice)
+--   for each job with a key: key_holder(key) names a job -> answer that job (a resubmit
+--     after a lost reply must not run the work twice; see prelude.lua for when it holds)
 --   last = INCRBY seq <new jobs>                 -- one call, ids in submission order
 --   HSET job:<id> ...; ZADD waiting | delayed    -- one ZADD per set for the whole batch
+--   HSET idem key id; ZADD idem_expiry now + window key     -- per job with a key
+--   release up to n + 100 keys whose expiry passed (a job still unfinished keeps its key
+--     for another window)
 --   LPUSH wake 1; LTRIM wake 0 0                 -- wake a worker blocked in BRPOP
 --
--- Why the waiting score (priority + 1000) * 2^42 + id: one ZPOPMIN must give the lowest
--- priority first and the oldest job within a priority. The priority picks a band of 2^42
--- ids and the id orders the band; 2000 * 2^42 < 2^53, so every score is an exact double
--- and a job put back later (reaped, released, retried) keeps its original place.
-local prefix, seq, waiting, delayed, idem, wake = unpack(KEYS)
-local call, argv = redis.call, ARGV
-local n = tonumber(argv[1])
-local t = call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local BAND = 4398046511104
+-- Why the sparse triples: rarely set, they would cost every job of a batch two arguments
+-- (each argument costs Redis about as much as a field of the job hash). Why keys expire
+-- here: submitting is what adds keys, so each call releases about as many
+-- as it adds and no timer is needed; idem_expiry is ordered by expiry, so the call reads
+-- only keys that are due, never the whole hash.
+local prefix, seq, waiting, delayed, idem, idem_expiry, wake = unpack(KEYS)
+local argv = ARGV
+local n, queue_window, e = tonumber(argv[1]), tonumber(argv[2]), tonumber(argv[3])
+local o = 3 + e * 3  -- job i's arguments are argv[o + (i - 1) * 8 + 1 .. 8]
+local own_window, own_backoff = {}, {}
+for k = 0, e - 1 do
+  local i = tonumber(argv[4 + k * 3])
+  own_window[i], own_backoff[i] = tonumber(argv[5 + k * 3]), argv[6 + k * 3]
+end
+local now = now_ms()
+local q = {now = now, jobs = prefix .. 'job:', claims = prefix .. 'claim:', idem = idem,
+           idem_expiry = idem_expiry}
 -- Numbers passed to redis.call are formatted with %.17g, which costs as much as the call
 -- itself; integers are turned into text once, with %d.
-local fmt = string.format
 local now_text = fmt('%d', now)
-local jobs = prefix .. 'job:'
+local jobs = q.jobs
 
 -- Resolve idempotency keys first, so that resubmits consume no id. held[i] is the id of
 -- an existing job, or the negated index of an earlier job of this batch with the same key.
 local held, first_in_batch, fresh = {}, {}, 0
 for i = 1, n do
-  local key = argv[i * 8 + 1]
+  local key = argv[o + (i - 1) * 8 + 8]
   if key ~= '' then
     if first_in_batch[key] then
       held[i] = -first_in_batch[key]
     else
-      local id = call('HGET', idem, key)
-      if id then
-        local state = call('HGET', jobs .. id, 'state')
-        if state and state ~= 'dead' and state ~= 'cancelled' then held[i] = id end
-      end
+      held[i] = key_holder(q, key)
       if not held[i] then first_in_batch[key] = i end
     end
   end
@@ -51,7 +61,14 @@ for i = 1, n do
 end
 
 local id = 0
-if fresh > 0 then id = call('INCRBY', seq, fresh) - fresh end
+if fresh > 0 then
+  -- Checked before anything is written: a script's writes are not undone by its error.
+  if (tonumber(call('GET', seq)) or 0) + fresh > MAX_JOB_ID then
+    return redis.error_reply('LK queue ids are exhausted: ids go up to ' ..
+                             fmt('%d', MAX_JOB_ID) .. ' (2^53 - 1); start a new queue')
+  end
+  id = call('INCRBY', seq, fresh) - fresh
+end
 local out, ready, later, nready, nlater, nout = {id + 1}, {}, {}, 0, 0, 1
 if fresh == 0 then out[1] = 0 end
 local created = {}
@@ -64,7 +81,7 @@ for i = 1, n do
   else
     id = id + 1
     created[i] = id
-    local b = (i - 1) * 8
+    local b = o + (i - 1) * 8 - 1
     local id_text = fmt('%d', id)
     local job = jobs .. id_text
     local priority, delay, key = argv[b + 4], argv[b + 8], argv[b + 9]
@@ -79,23 +96,38 @@ for i = 1, n do
       call('HSET', job, 'name', argv[b + 2], 'payload', argv[b + 3], 'priority', priority,
            'max_attempts', argv[b + 5], 'lease_ms', argv[b + 6], 'timeout_ms', argv[b + 7],
            'created_ms', now_text, 'state', 'waiting')
-      ready[nready + 1], ready[nready + 2] = fmt('%d', (priority + 1000) * BAND + id), id_text
+      ready[nready + 1], ready[nready + 2] = priority, waiting_member(id_text)
       nready = nready + 2
     end
+    -- Rarely used settings cost nothing when unset: no field, no command.
     if key ~= '' then
-      call('HSET', job, 'idem', key)
-      call('HSET', idem, key, id_text)
+      local window = own_window[i] or 0
+      if window <= 0 then window = queue_window end
+      call('HSET', job, 'idem', key, 'idem_window_ms', fmt('%d', window))
+      take_key(q, key, id_text, window)
+    end
+    if own_backoff[i] and own_backoff[i] ~= '0' then
+      call('HSET', job, 'max_backoff_ms', own_backoff[i])
     end
   end
 end
 
--- unpack is bounded by Lua's C stack (8000 slots): add at most 4000 arguments at a time.
-for i = 1, nready, 4000 do
-  call('ZADD', waiting, unpack(ready, i, math.min(i + 3999, nready)))
+bulk('ZADD', waiting, ready, nready)
+bulk('ZADD', delayed, later, nlater)
+
+-- Release keys whose window has passed, a bounded number per call.
+local due = call('ZRANGEBYSCORE', idem_expiry, '-inf', now, 'LIMIT', 0, n + 100)
+for _, key in ipairs(due) do
+  local holder = call('HGET', idem, key)
+  local f = holder and call('HMGET', jobs .. holder, 'state', 'idem_window_ms') or {}
+  if f[1] == 'waiting' or f[1] == 'delayed' or call('EXISTS', q.claims .. (holder or '')) == 1 then
+    take_key(q, key, holder, tonumber(f[2]) or DEFAULT_KEY_WINDOW)
+  else
+    call('HDEL', idem, key)
+    call('ZREM', idem_expiry, key)
+  end
 end
-for i = 1, nlater, 4000 do
-  call('ZADD', delayed, unpack(later, i, math.min(i + 3999, nlater)))
-end
+
 if fresh > 0 then
   call('LPUSH', wake, 1)
   call('LTRIM', wake, 0, 0)

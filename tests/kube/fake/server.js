@@ -66,8 +66,11 @@ class FakeApiServer {
     this.server.keepAliveTimeout = 60000;
   }
 
-  listen(host = '127.0.0.1') {
-    return new Promise(resolve => this.server.listen(0, host, () => resolve(this.server.address().port)));
+  listen(host = '127.0.0.1', port = 0) {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => resolve(this.server.address().port));
+    });
   }
 
   close() {
