@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "controller/owner/autopilot.h"
 #include "controller/owner/autopilot_record.h"
 #include "controller/spec/cycle_file.h"
 #include "controller/owner/lifecycle_events.h"
@@ -307,13 +308,15 @@ class AutopilotRedisTest : public ::testing::Test {
 
   RedisConnection& conn() { return queue_->connection(); }
 
-  // With --interval 1s unless extra gives another.
+  // With --repo repo_ and --interval 1s unless extra gives others.
   ChildProcess& StartAutopilot(std::vector<std::string> extra) {
     std::vector<std::string> argv = {LanekeeperBinary(), "autopilot", "--redis", server_->url(),
-                                     "--queue", queue_name_, "--repo", repo_,
-                                     "--log-level", "debug"};
-    if (std::find(extra.begin(), extra.end(), "--interval") == extra.end()) {
-      argv.insert(argv.end(), {"--interval", "1s"});
+                                     "--queue", queue_name_, "--log-level", "debug"};
+    for (const auto& [flag, value] : {std::pair<std::string, std::string>{"--repo", repo_},
+                                      {"--interval", "1s"}}) {
+      if (std::find(extra.begin(), extra.end(), flag) == extra.end()) {
+        argv.insert(argv.end(), {flag, value});
+      }
     }
     argv.insert(argv.end(), extra.begin(), extra.end());
     processes_.push_back(std::make_unique<ChildProcess>(argv));
@@ -742,6 +745,31 @@ TEST_F(AutopilotProcessTest, SlotsAreAlignedToTheWallClockNotToTheStart) {
   EXPECT_EQ(started[0].fields["repo"], repo_);
   EXPECT_EQ(started[0].fields["interval_ms"], "3000");
   EXPECT_EQ(started[0].fields["no_worker"], "true");
+}
+
+// docs/autopilot.md: --repo is made absolute (the worker that runs the cycle may have another
+// working directory); --interval is at least 1s; SIGINT stops it as SIGTERM does.
+TEST_F(AutopilotProcessTest, ARelativeRepoIsMadeAbsoluteAndCtrlCStopsIt) {
+  auto& ap = StartAutopilot({"--no-worker", "--repo", "."});
+  ASSERT_TRUE(Eventually([&] { return CycleJobs(JobState::kWaiting).size() == 1; }, kSlack))
+      << ap.Stderr();
+  EXPECT_EQ(json::parse(CycleJobs(JobState::kWaiting)[0].payload)["repo"],
+            std::filesystem::current_path().string());
+  ASSERT_TRUE(ap.Signal(SIGINT));
+  EXPECT_EQ(ap.Wait(kSlack), kExitOk) << ap.Stderr();
+  EXPECT_FALSE(Record().has_value());
+  EXPECT_EQ(Events("stopped").size(), 1u);
+  auto fast = RunLanekeeper({"autopilot", "--redis", server_->url(), "--queue", queue_name_,
+                             "--repo", repo_, "--interval", "500ms"});
+  EXPECT_EQ(fast.exit_code, kExitUsage);
+  EXPECT_EQ(fast.err, "lanekeeper: --interval must be at least 1s\n");
+  AutopilotOptions o;
+  EXPECT_EQ(o.interval, Millis(300'000));
+  EXPECT_EQ(o.lease_ttl, Millis(15'000));
+  EXPECT_EQ(o.lease_renew_every, Millis(5'000));
+  EXPECT_EQ(o.owner_poll, Millis(2'000));
+  EXPECT_EQ(o.concurrency, 1);
+  EXPECT_EQ(o.drain_timeout, Millis(30'000));
 }
 
 TEST_F(AutopilotProcessTest, ABadCycleFileStopsItAtOnceNamingFileLineAndColumn) {

@@ -33,7 +33,9 @@ class RetentionCli : public ::testing::Test {
     queue_name_ = lane_->name();
   }
   void TearDown() override {
-    if (worker_ && worker_->Signal(SIGTERM)) EXPECT_EQ(worker_->Wait(kSlack), kExitOk);
+    if (worker_ && worker_->Signal(SIGTERM)) {
+      EXPECT_EQ(worker_->Wait(kSlack), kExitOk);
+    }
     testing::KillProcessesOfThisTest();
   }
 
@@ -144,7 +146,7 @@ TEST_F(RetentionCli, ByDefaultCompletedJobsLiveADayAndDeadAndCancelledOnesAWeek)
 }
 
 TEST(RetentionDefaults, AreThoseDocsQueueMdNamesAndJobsWorkHelpShowsThem) {
-  RetentionPolicy r;
+  QueueOptions r;
   EXPECT_EQ(r.keep_completed, 1000);
   EXPECT_EQ(r.completed_max_age, Millis(24 * kHourMs));
   EXPECT_EQ(r.keep_dead, 10000);
