@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "controller/status/status_request.h"
 #include "controller/status/status_views.h"
 #include "worker/redis_connection.h"
 
@@ -177,26 +178,22 @@ class HttpStatusServer : public StatusServer {
   }
 
   Response Route(const std::string& method, const std::string& path) {
-    static const std::set<std::string> kPaths = {"/",       "/healthz", "/readyz",
-                                                 "/status", "/doctor",  "/metrics"};
-    if (kPaths.count(path) == 0) {
-      return {404, kJson,
-              ErrorJson("no such path: " + path +
-                        "; try /, /status, /doctor, /metrics, /healthz or /readyz")};
-    }
-    if (method != web::http::methods::GET) {
-      return {405, kJson, ErrorJson("method " + method + " not allowed on " + path + "; use GET")};
-    }
-    if (path == "/healthz") return {200, kText, "ok\n"};
+    StatusRoute route = RouteStatusRequest(method, path);
+    if (route.code != 200) return {route.code, kJson, ErrorJson(route.error)};
+    if (route.endpoint == StatusEndpoint::kHealthz) return {200, kText, "ok\n"};
     std::shared_ptr<const ControllerSnapshot> snap = state_.Get();
-    if (path == "/readyz") {
-      if (snap->ready) return {200, kText, "ready\n"};
-      return {503, kText, "not ready: first reconcile not done\n"};
+    switch (route.endpoint) {
+      case StatusEndpoint::kReadyz:
+        if (snap->ready) return {200, kText, "ready\n"};
+        return {503, kText, "not ready: first reconcile not done\n"};
+      case StatusEndpoint::kDoctor:
+        return {200, kJson, DoctorJson(*snap, observer_, options_.doctor)};
+      default:
+        break;
     }
-    if (path == "/doctor") return {200, kJson, DoctorJson(*snap, observer_, options_.doctor)};
     std::vector<LaneObservation> obs = ObserveAll(*snap);
-    if (path == "/status") return {200, kJson, StatusJson(*snap, obs)};
-    if (path == "/metrics") return {200, kMetrics, MetricsText(*snap, obs)};
+    if (route.endpoint == StatusEndpoint::kStatus) return {200, kJson, StatusJson(*snap, obs)};
+    if (route.endpoint == StatusEndpoint::kMetrics) return {200, kMetrics, MetricsText(*snap, obs)};
     return {200, kHtml, DashboardHtml(*snap, obs)};
   }
 

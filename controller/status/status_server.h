@@ -9,7 +9,8 @@
 // Every route, field, condition and metric is in docs/status.md.
 //
 // Owns: the listening socket (cpprestsdk's http_listener: its exceptions are caught here and
-// become a Status or a 500) and the routes; the rendering is status/status_views.h. Does not own: the controller's state (one
+// become a Status or a 500); which route a request takes is status/status_request.h, the
+// rendering status/status_views.h. Does not own: the controller's state (one
 // snapshot from the ControllerStateStore per request) nor Redis (the LaneObserver reads it,
 // cached about a second). Never renders a Redis password: URLs come out redacted.
 // Thread-safe: requests are served concurrently on cpprestsdk's thread pool; the store and
