@@ -50,9 +50,20 @@ int Fail(const Status& status);
 // "lanekeeper: <flag>: <why>", when it is not a duration.  (cmd/commands.cc)
 bool ParseDurationFlag(const std::string& flag, const std::string& text, Millis& out);
 
+// The status server's flags, as `controller` and `up` take them  (cmd/status_flags.cc):
+//   --status-addr HOST:PORT|off   loopback by default
+//   --auth-token-file FILE        bearer token (mode 0600) required on all but the probes
+//   --insecure                    serve a non-loopback address without a token
+struct StatusFlags {
+  std::string addr = "127.0.0.1:8081";
+  std::string auth_token_file;
+  bool insecure = false;
+};
+void AddStatusFlags(CLI::App* cmd, StatusFlags& flags);
+
 // The controller with its status server, until SIGTERM/SIGINT; on_listening gets the
 // status URL once it serves. `controller` and `up` share it.
-int RunController(LaneControllerOptions options, const std::string& status_addr,
+int RunController(LaneControllerOptions options, const StatusFlags& status,
                   const std::function<void(const std::string& url)>& on_listening);
 
 }  // namespace lk::cmd

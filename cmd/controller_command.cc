@@ -1,4 +1,5 @@
-// `lanekeeper controller --specs DIR [--status-addr 127.0.0.1:8081] [--state-dir D]`:
+// `lanekeeper controller --specs DIR [--status-addr 127.0.0.1:8081] [--state-dir D]`
+// [--auth-token-file FILE] [--insecure]:
 // the LaneController (controller/lane_controller.h) with the status server beside it
 // (controller/status/status_server.h). Flags to options, nothing more.
 #include <utility>  // before pplx: boost/asio/awaitable.hpp needs std::exchange
@@ -20,13 +21,13 @@ namespace {
 
 struct ControllerFlags {
   LaneControllerOptions options;
-  std::string status_addr = "127.0.0.1:8081";
+  StatusFlags status;
   std::string rescan = "15s";
 };
 
 }  // namespace
 
-int RunController(LaneControllerOptions options, const std::string& status_addr,
+int RunController(LaneControllerOptions options, const StatusFlags& status,
                   const std::function<void(const std::string& url)>& on_listening) {
   ControllerStateStore store;
   LaneController controller(options, store);
@@ -38,7 +39,7 @@ int RunController(LaneControllerOptions options, const std::string& status_addr,
   }
   LaneObserver observer;
   std::unique_ptr<StatusServer> server;
-  if (status_addr != "off") {
+  if (status.addr != "off") {
     // cpprestsdk's default pool is 40 threads; a status server for people and Prometheus
     // needs a few. Must run before anything uses the pool.
     try {
@@ -47,7 +48,16 @@ int RunController(LaneControllerOptions options, const std::string& status_addr,
       // Already initialized (a second controller in one process): keep that pool.
     }
     StatusServerOptions so;
-    so.addr = status_addr;
+    so.addr = status.addr;
+    so.insecure = status.insecure;
+    if (!status.auth_token_file.empty()) {
+      auto token = ReadAuthTokenFile(status.auth_token_file);
+      if (!token.ok()) {
+        std::cerr << "lanekeeper: " << token.status().message() << "\n";
+        return kExitUsage;
+      }
+      so.auth_token = *token;
+    }
     auto started = StatusServer::Start(so, store, observer);
     if (!started.ok()) {
       std::cerr << "lanekeeper: " << started.status().message() << "\n";
@@ -75,10 +85,7 @@ void AddControllerCommand(CLI::App& app, GlobalOptions& global, int& exit_code) 
   cmd->add_option("--state-dir", o.state_dir,
                   "Where the controller keeps its roles' pids, handlers and cycle files")
       ->capture_default_str();
-  cmd->add_option("--status-addr", f->status_addr,
-                  "HOST:PORT of the status server (/healthz /readyz /status /doctor /metrics /), "
-                  "or off")
-      ->capture_default_str();
+  AddStatusFlags(cmd, f->status);
   cmd->add_option("--rescan", f->rescan, "Re-read the specs and reconcile every lane this often, besides inotify and process exits")
       ->capture_default_str();
   cmd->add_flag("--leave-running", o.leave_running,
@@ -102,7 +109,7 @@ void AddControllerCommand(CLI::App& app, GlobalOptions& global, int& exit_code) 
     o.default_redis_url = global.redis_url;
     o.log_format = global.log_format;
     o.log_level = global.log_level;
-    exit_code = RunController(o, f->status_addr, nullptr);
+    exit_code = RunController(o, f->status, nullptr);
   });
 }
 

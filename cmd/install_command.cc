@@ -45,11 +45,6 @@ int RunInstall(const CLI::App& root, const GlobalOptions& global, const InstallF
     auto ep = ParseRedisUrl(global.redis_url);
     if (!ep.ok()) return Fail(ep.status());
     chosen_url = global.redis_url;
-    if (!ep->password.empty()) {
-      std::cerr << "lanekeeper: warning: the Redis URL carries a password, which the unit's "
-                   "Environment= shows to every local user (systemctl show); move it to an "
-                   "EnvironmentFile= readable only by root (see docs/production.md)\n";
-    }
   }
   auto drain = ParseDuration(flags.drain_timeout);
   if (!drain.ok()) return Fail(drain.status().WithContext("--drain-timeout"));
@@ -63,9 +58,9 @@ int RunInstall(const CLI::App& root, const GlobalOptions& global, const InstallF
     c.drain_timeout = *drain;
     c.user = flags.options.user;
     c.unit_dir = flags.options.unit_dir;
-    auto unit = RenderControllerUnit(c);
-    if (!unit.ok()) return Fail(unit.status());
-    units.push_back(*unit);
+    auto rendered = RenderControllerUnit(c);
+    if (!rendered.ok()) return Fail(rendered.status());
+    units = *rendered;
     check = "lanekeeper doctor --controller http://" + c.status_addr;
   } else {
     for (const char* flag : {"--repo", "--concurrency", "--max-rss"}) {
@@ -84,7 +79,10 @@ int RunInstall(const CLI::App& root, const GlobalOptions& global, const InstallF
   if (flags.dry_run) {
     for (size_t i = 0; i < units.size(); ++i) {
       const SystemdUnit& u = units[i];
-      std::cout << (i ? "\n" : "") << "# file: " << u.path << "\n" << u.text;
+      // The environment file may carry a password: shown here without it.
+      std::cout << (i ? "\n" : "") << "# file: " << u.path
+                << (u.mode == 0600 ? " (mode 0600)" : "") << "\n"
+                << (u.mode == 0600 ? RedactUrlText(u.text) : u.text);
     }
     return kExitOk;
   }

@@ -14,6 +14,7 @@
 #include "controller/spec/lane_parser.h"
 #include "cmd/commands.h"
 #include "controller/lane_controller.h"
+#include "controller/spec/redis_password.h"
 #include "controller/spec/spec_dir.h"
 #include "worker/exit_codes.h"
 #include "worker/redis_connection.h"
@@ -103,6 +104,11 @@ int RunGet(const LanesFlags& f, const GlobalOptions& global) {
   }
   nlohmann::json status = FetchControllerStatus(f.controller_url);
   auto with_status = [&](const LaneSpec& l) {
+    // The passwordFile printed for an inline password is apply's copy; a spec written by
+    // hand gets it here, so that the output applies back.
+    if (Status s = KeepInlinePassword(f.specs_dir, l); !s.ok()) {
+      std::cerr << "warning: lane " << l.name << ": " << s.message() << "\n";
+    }
     nlohmann::json j = nlohmann::json::parse(LaneToJson(l));
     if (const nlohmann::json* s = FindLane(status, l.name)) {
       nlohmann::json st = *s;

@@ -5,8 +5,11 @@
 #include <CLI/CLI.hpp>
 #include <exception>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "cmd/commands.h"
+#include "cmd/kubectl_plugin.h"
 #include "cmd/logging.h"
 #include "worker/exit_codes.h"
 #include "worker/redis_connection.h"
@@ -54,6 +57,28 @@ int main(int argc, char** argv) {
   // Redis restart) must be an error to handle, not a SIGPIPE that kills a supervisor
   // before it drains its worker. Children get the default back (ProcessSpawner).
   ::signal(SIGPIPE, SIG_IGN);
+  // Run by kubectl as its plugin (cmd/kubectl_plugin.h): the words after `kubectl
+  // lanekeeper` become lanekeeper's own command line, parsed below as any other.
+  std::vector<std::string> plugin_args;
+  std::vector<char*> plugin_argv;
+  if (argc > 0 && lk::cmd::RunsAsKubectlPlugin(argv[0])) {
+    auto command = lk::cmd::TranslateKubectlPluginArgs({argv + 1, argv + argc},
+                                                       lk::cmd::KubeconfigNamespace);
+    if (!command.ok()) {
+      std::cerr << command.status().message() << "\n";
+      return lk::kExitUsage;
+    }
+    if (!command->usage.empty()) {
+      std::cout << command->usage;
+      return lk::kExitOk;
+    }
+    plugin_args = std::move(command->args);
+    plugin_argv.push_back(argv[0]);
+    for (std::string& arg : plugin_args) plugin_argv.push_back(arg.data());
+    plugin_argv.push_back(nullptr);
+    argc = static_cast<int>(plugin_argv.size()) - 1;
+    argv = plugin_argv.data();
+  }
   lk::cmd::GlobalOptions global;
   global.redis_url = lk::DefaultRedisUrl();
   int exit_code = lk::kExitOk;

@@ -51,7 +51,7 @@ constexpr const char* kDefaultStatusAddr = "127.0.0.1:8081";
 struct UpFlags {
   std::string file;
   std::string state_dir = DefaultStateDir() + "/up";
-  std::string status_addr = kDefaultStatusAddr;
+  StatusFlags status;
 };
 
 // The lanekeeper binary as the user typed it ("build/lanekeeper", "lanekeeper"), so that
@@ -184,6 +184,8 @@ int RunUp(const UpFlags& f, const GlobalOptions& global, bool redis_given) {
 
   std::error_code ec;
   fs::create_directories(state, ec);
+  // Specs (passwords), the private Redis's socket and AOF, pids: for up's user alone.
+  if (!ec) fs::permissions(state, fs::perms::owner_all, ec);
   if (ec) {
     std::cerr << "lanekeeper: up: cannot create --state-dir " << state << ": " << ec.message()
               << "\n";
@@ -201,7 +203,7 @@ int RunUp(const UpFlags& f, const GlobalOptions& global, bool redis_given) {
     return kExitUsage;
   }
 
-  if (Status s = CheckCanListen(f.status_addr); !s.ok()) {
+  if (Status s = CheckCanListen(f.status.addr); !s.ok()) {
     std::cerr << "lanekeeper: up: " << s.message() << "\nlanekeeper: up: nothing started\n";
     return kExitUsage;
   }
@@ -276,12 +278,12 @@ int RunUp(const UpFlags& f, const GlobalOptions& global, bool redis_given) {
   const LaneSpec& first = lanes.front();
   std::string next_steps =
       NextSteps(first, first.redis_url.empty() ? default_url : first.redis_url,
-                o.default_redis_url, specs_dir, f.status_addr);
+                o.default_redis_url, specs_dir, f.status.addr);
   auto on_listening = [&](const std::string& url) {
     std::cout << "dashboard: " << url << "/\n" << next_steps << std::flush;
   };
-  if (f.status_addr == "off") std::cout << "dashboard: off\n" << next_steps << std::flush;
-  int rc = RunController(o, f.status_addr, on_listening);
+  if (f.status.addr == "off") std::cout << "dashboard: off\n" << next_steps << std::flush;
+  int rc = RunController(o, f.status, on_listening);
 
   if (watcher.joinable()) {
     uint64_t one = 1;
@@ -309,9 +311,7 @@ void AddUpCommand(CLI::App& app, GlobalOptions& global, int& exit_code) {
                   "up's own directory: specs/, the lanes' state, redis/ (socket, "
                   "append-only file, log), up.pid")
       ->capture_default_str();
-  cmd->add_option("--status-addr", f->status_addr,
-                  "HOST:PORT of the dashboard and status server, or off")
-      ->capture_default_str();
+  AddStatusFlags(cmd, f->status);
   CLI::App* root = &app;
   cmd->callback([f, root, &global, &exit_code] {
     // Only a Redis the user chose replaces the private one: --redis, or the environment.

@@ -86,17 +86,22 @@ TEST_F(InstallTest, DryRunPrintsTheSupervisorAndAutopilotUnitsAndWritesNothing) 
   auto files = Files(r.out);
   const std::string sup_path = units_ + "/lanekeeper-supervisor-emails.service";
   const std::string ap_path = units_ + "/lanekeeper-autopilot-emails.service";
-  ASSERT_EQ(files.size(), 2u) << r.out;
+  const std::string env_path = units_ + "/lanekeeper-emails.env";
+  ASSERT_EQ(files.size(), 3u) << r.out;
   ASSERT_TRUE(files.count(sup_path) && files.count(ap_path)) << r.out;
+  EXPECT_EQ(files[env_path + " (mode 0600)"],
+            "# Written by `lanekeeper install`: the Redis URL of the units that name this\n"
+            "# file in EnvironmentFile=. Mode 0600: it may carry a password.\n"
+            "LANEKEEPER_REDIS_URL=\"redis://10.0.0.5:6380/2\"\n") << r.out;
   EXPECT_FALSE(std::filesystem::exists(units_));
 
   const std::string bin = testing::LanekeeperBinary();
   const std::string& sup = files[sup_path];
   EXPECT_EQ(Setting(sup, "ExecStart"),
-            bin + " jobs supervisor --redis ${LANEKEEPER_REDIS_URL} --queue emails "
+            bin + " jobs supervisor --queue emails "
                   "--concurrency 4 --max-rss 2048 --drain-timeout 30s "
                   "--pid-file %t/lanekeeper-supervisor-emails.pid");
-  EXPECT_EQ(Setting(sup, "Environment"), "\"LANEKEEPER_REDIS_URL=redis://10.0.0.5:6380/2\"");
+  EXPECT_EQ(Setting(sup, "EnvironmentFile"), env_path);
   EXPECT_EQ(Setting(sup, "Restart"), "always");
   EXPECT_EQ(Setting(sup, "RestartSec"), "2");
   EXPECT_EQ(Setting(sup, "TimeoutStopSec"), "60s");  // twice the 30 s drain
@@ -107,9 +112,10 @@ TEST_F(InstallTest, DryRunPrintsTheSupervisorAndAutopilotUnitsAndWritesNothing) 
 
   const std::string& ap = files[ap_path];
   EXPECT_EQ(Setting(ap, "ExecStart"),
-            bin + " autopilot --redis ${LANEKEEPER_REDIS_URL} --queue emails --repo " + repo_ +
+            bin + " autopilot --queue emails --repo " + repo_ +
                 " --no-worker --interval 5m");
   EXPECT_EQ(Setting(ap, "WorkingDirectory"), repo_);
+  EXPECT_EQ(Setting(ap, "EnvironmentFile"), env_path);
   EXPECT_EQ(Setting(ap, "After"),
             "network-online.target redis-server.service lanekeeper-supervisor-emails.service");
   EXPECT_EQ(Setting(ap, "Restart"), "always");
@@ -139,6 +145,7 @@ TEST_F(InstallTest, WithoutARedisUrlTheUnitsUseTheBuiltInDefaultAndNoEnvironment
             std::string::npos)
       << sup;
   EXPECT_EQ(Setting(sup, "Environment"), "");
+  EXPECT_EQ(Setting(sup, "EnvironmentFile"), "");
 }
 
 TEST_F(InstallTest, UserUnitsGoToTheUserConfigDirectoryAndDefaultTarget) {
@@ -327,16 +334,17 @@ TEST_F(InstallTest, SystemdAnalyzeAcceptsTheUnitsAndReadsTheValuesBack) {
     EXPECT_EQ(line.rfind(units_ + "/", 0), std::string::npos) << line;
   }
   EXPECT_NE(all.find("WorkingDirectory: " + repo_ + "\n"), std::string::npos) << all;
-  EXPECT_NE(all.find("Environment: LANEKEEPER_REDIS_URL=redis://:pa%t@10.0.0.5:6380/2"),
-            std::string::npos);
+  EXPECT_NE(all.find("EnvironmentFile: " + units_ + "/lanekeeper-emails.env"),
+            std::string::npos) << all;
+  EXPECT_EQ(all.find("pa%t"), std::string::npos) << all;
   EXPECT_NE(all.find("--repo \"" + repo_ + "\" --no-worker"), std::string::npos);
   EXPECT_NE(all.find("--pid-file /run/lanekeeper-supervisor-emails.pid"), std::string::npos);
   EXPECT_NE(all.find("KillMode: mixed"), std::string::npos);
   EXPECT_NE(all.find("TimeoutStopSec: 1min\n"), std::string::npos);
 }
 
-// systemd would run ExecStart after expanding %t and ${LANEKEEPER_REDIS_URL}; doing the
-// same by hand proves the flags are ones the commands accept, and that the two units
+// systemd would run ExecStart after expanding %t, with LANEKEEPER_REDIS_URL from the
+// EnvironmentFile; doing the same by hand proves the flags are ones the commands accept, and that the two units
 // together are the shape doctor calls healthy.
 TEST_F(InstallTest, TheUnitsCommandLinesRunTheProductionShapeDoctorApproves) {
   testing::RedisServerOptions aof;
@@ -352,14 +360,14 @@ TEST_F(InstallTest, TheUnitsCommandLinesRunTheProductionShapeDoctorApproves) {
   auto argv_of = [&](const std::string& unit) {
     std::string line = Setting(files[units_ + "/" + unit], "ExecStart");
     line = std::regex_replace(line, std::regex("%t"), dir_);
-    line = std::regex_replace(line, std::regex("\\$\\{LANEKEEPER_REDIS_URL\\}"), url);
     std::vector<std::string> argv;
     std::istringstream in(line);
     for (std::string a; in >> a;) argv.push_back(a);
     return argv;
   };
-  auto sup = std::make_unique<testing::ChildProcess>(argv_of(SupervisorUnitName(queue)));
-  auto ap = std::make_unique<testing::ChildProcess>(argv_of(AutopilotUnitName(queue)));
+  const std::vector<std::string> env = {"LANEKEEPER_REDIS_URL=" + url};
+  auto sup = std::make_unique<testing::ChildProcess>(argv_of(SupervisorUnitName(queue)), env);
+  auto ap = std::make_unique<testing::ChildProcess>(argv_of(AutopilotUnitName(queue)), env);
 
   auto jobs = OpenJobQueue(url, queue);
   ASSERT_TRUE(jobs.ok());
@@ -430,7 +438,7 @@ TEST_F(InstallControllerTest, WritesOneControllerUnitSystemdAccepts) {
   }
   EXPECT_NE(all.find("controller --specs " + specs_ + " --state-dir " + dir_ +
                      "/state --status-addr 127.0.0.1:8081"), std::string::npos) << all;
-  EXPECT_NE(all.find("Environment: LANEKEEPER_REDIS_URL=redis://127.0.0.1:6390/1"),
+  EXPECT_NE(all.find("EnvironmentFile: " + dir_ + "/units/lanekeeper-controller.env"),
             std::string::npos) << all;
   EXPECT_NE(all.find("KillMode: process"), std::string::npos) << all;
   EXPECT_NE(all.find("TimeoutStopSec: 2min\n"), std::string::npos) << all;

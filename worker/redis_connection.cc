@@ -74,15 +74,19 @@ timeval ToTimeval(std::chrono::milliseconds ms) {
 }  // namespace
 
 std::string RedactUrlText(std::string_view url) {
-  size_t scheme = url.find("://");
+  // Between the scheme and the last '@' is userinfo: keep a user name, hide the rest. Text
+  // without a "://" before its '@' is too mangled to tell a user from a password: all of
+  // it up to the '@' goes.
   size_t at = url.rfind('@');
-  if (scheme == std::string_view::npos || at == std::string_view::npos || at < scheme) {
-    return std::string(url);
-  }
-  std::string_view userinfo = url.substr(scheme + 3, at - scheme - 3);
+  if (at == std::string_view::npos) return std::string(url);
+  size_t scheme = url.find("://");
+  if (scheme == std::string_view::npos || scheme > at) return "***" + std::string(url.substr(at));
+  size_t start = scheme + 3;
+  std::string_view userinfo = url.substr(start, at - start);
   size_t colon = userinfo.find(':');
-  std::string user = colon == std::string_view::npos ? "" : std::string(userinfo.substr(0, colon)) + ":";
-  return std::string(url.substr(0, scheme + 3)) + user + "***" + std::string(url.substr(at));
+  std::string user =
+      colon == std::string_view::npos ? "" : std::string(userinfo.substr(0, colon)) + ":";
+  return std::string(url.substr(0, start)) + user + "***" + std::string(url.substr(at));
 }
 
 std::string RedisEndpoint::Redacted() const {
@@ -95,7 +99,7 @@ std::string RedisEndpoint::Redacted() const {
 
 StatusOr<RedisEndpoint> ParseRedisUrl(std::string_view url) {
   auto bad = [&](const std::string& why) {
-    return Status::InvalidArgument("bad Redis URL '" + std::string(url) + "': " + why +
+    return Status::InvalidArgument("bad Redis URL '" + RedactUrlText(url) + "': " + why +
                                    " (expected redis://[:password@]host[:port][/db] or "
                                    "unix://[:password@]/path.sock[?db=N])");
   };

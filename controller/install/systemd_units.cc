@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include "worker/atomic_file.h"
 
@@ -150,19 +151,35 @@ std::string Dependencies(bool user, const std::string& also) {
 
 // The parts both units share.
 struct Common {
-  std::string environment;  // Environment= line, or empty
-  std::string redis_arg;    // the value of --redis in ExecStart
+  std::string environment;  // EnvironmentFile= line, or empty
+  std::vector<std::string> redis_args;  // --redis URL in ExecStart, or nothing
   std::string wanted_by;
 };
 
-Common CommonParts(const SystemdInstallOptions& o) {
+// The environment file that carries a chosen Redis URL (password included): written 0600
+// beside the units, read by systemd as root, never shown by `systemctl show` nor put on a
+// command line — every lanekeeper command reads LANEKEEPER_REDIS_URL when --redis is absent.
+SystemdUnit EnvironmentFileFor(const std::string& dir, const std::string& name,
+                               const std::string& redis_url) {
+  std::string value;
+  for (char c : redis_url) {
+    if (c == '"' || c == '\\' || c == '$' || c == '`') value += '\\';
+    value += c;
+  }
+  return {name, dir + "/" + name,
+          "# Written by `lanekeeper install`: the Redis URL of the units that name this\n"
+          "# file in EnvironmentFile=. Mode 0600: it may carry a password.\n"
+          "LANEKEEPER_REDIS_URL=\"" + value + "\"\n",
+          0600};
+}
+
+Common CommonParts(bool user, const SystemdUnit* env_file) {
   Common c;
-  c.wanted_by = o.user ? "default.target" : "multi-user.target";
-  if (o.redis_url.empty()) {
-    c.redis_arg = kBuiltinRedisUrl;
+  c.wanted_by = user ? "default.target" : "multi-user.target";
+  if (env_file == nullptr) {
+    c.redis_args = {"--redis", kBuiltinRedisUrl};
   } else {
-    c.environment = "Environment=" + EnvAssignment("LANEKEEPER_REDIS_URL", o.redis_url) + "\n";
-    c.redis_arg = "${LANEKEEPER_REDIS_URL}";
+    c.environment = "EnvironmentFile=" + EscapeSpecifiers(env_file->path) + "\n";
   }
   return c;
 }
@@ -206,14 +223,17 @@ StatusOr<std::vector<SystemdUnit>> RenderSystemdUnits(const SystemdInstallOption
   const std::string ap_name = AutopilotUnitName(o.queue);
   const std::string bin = ExecArg(o.binary);
 
-  const Common c = CommonParts(o);
-  std::vector<std::string> sup_args = {
-      bin, "jobs", "supervisor", "--redis", c.redis_arg, "--queue", o.queue,
+  std::vector<SystemdUnit> env;
+  if (!o.redis_url.empty()) env.push_back(EnvironmentFileFor(dir, "lanekeeper-" + o.queue + ".env", o.redis_url));
+  const Common c = CommonParts(o.user, env.empty() ? nullptr : &env[0]);
+  std::vector<std::string> sup_args = {bin, "jobs", "supervisor"};
+  sup_args.insert(sup_args.end(), c.redis_args.begin(), c.redis_args.end());
+  sup_args.insert(sup_args.end(), {"--queue", o.queue,
       "--concurrency", std::to_string(o.concurrency), "--max-rss", std::to_string(o.max_rss_mb),
       "--drain-timeout", FormatDuration(o.drain_timeout),
       // %t is /run for system units and $XDG_RUNTIME_DIR for user ones: the supervisor's
       // default pid file location, so `jobs supervisor status` finds it there.
-      "--pid-file", "%t/lanekeeper-supervisor-" + o.queue + ".pid"};
+      "--pid-file", "%t/lanekeeper-supervisor-" + o.queue + ".pid"});
   if (!o.handlers_file.empty()) {
     sup_args.insert(sup_args.end(), {"--handlers", ExecArg(o.handlers_file)});
   }
@@ -240,9 +260,10 @@ StatusOr<std::vector<SystemdUnit>> RenderSystemdUnits(const SystemdInstallOption
       "[Install]\n"
       "WantedBy=" + c.wanted_by + "\n";
 
-  std::vector<std::string> ap_args = {bin, "autopilot", "--redis", c.redis_arg,
-                                      "--queue", o.queue, "--repo", ExecArg(o.repo),
-                                      "--no-worker", "--interval", FormatDuration(o.interval)};
+  std::vector<std::string> ap_args = {bin, "autopilot"};
+  ap_args.insert(ap_args.end(), c.redis_args.begin(), c.redis_args.end());
+  ap_args.insert(ap_args.end(), {"--queue", o.queue, "--repo", ExecArg(o.repo), "--no-worker",
+                                 "--interval", FormatDuration(o.interval)});
   if (!o.cycle_file.empty()) ap_args.insert(ap_args.end(), {"--cycle", ExecArg(o.cycle_file)});
   std::string ap =
       Header(o, ap_name) +
@@ -263,11 +284,13 @@ StatusOr<std::vector<SystemdUnit>> RenderSystemdUnits(const SystemdInstallOption
       "[Install]\n"
       "WantedBy=" + c.wanted_by + "\n";
 
-  return std::vector<SystemdUnit>{{sup_name, dir + "/" + sup_name, std::move(sup)},
+  std::vector<SystemdUnit> out = {{sup_name, dir + "/" + sup_name, std::move(sup)},
                                   {ap_name, dir + "/" + ap_name, std::move(ap)}};
+  out.insert(out.end(), env.begin(), env.end());
+  return out;
 }
 
-StatusOr<SystemdUnit> RenderControllerUnit(const ControllerInstallOptions& o) {
+StatusOr<std::vector<SystemdUnit>> RenderControllerUnit(const ControllerInstallOptions& o) {
   LK_RETURN_IF_ERROR(CheckAbsoluteFile("the lanekeeper binary", o.binary, false));
   LK_RETURN_IF_ERROR(CheckAbsoluteFile("--specs", o.specs_dir, true));
   if (o.state_dir.empty() || o.state_dir.front() != '/' || HasControlChar(o.state_dir)) {
@@ -291,13 +314,13 @@ StatusOr<SystemdUnit> RenderControllerUnit(const ControllerInstallOptions& o) {
     if (!d.ok()) return d.status();
     dir = *d;
   }
-  SystemdInstallOptions common_opts;
-  common_opts.redis_url = o.redis_url;
-  common_opts.user = o.user;
-  const Common c = CommonParts(common_opts);
-  std::vector<std::string> args = {ExecArg(o.binary), "--redis", c.redis_arg, "controller",
-                                   "--specs", ExecArg(o.specs_dir), "--state-dir",
-                                   ExecArg(o.state_dir), "--status-addr", o.status_addr};
+  std::optional<SystemdUnit> env;
+  if (!o.redis_url.empty()) env = EnvironmentFileFor(dir, kControllerEnvName, o.redis_url);
+  const Common c = CommonParts(o.user, env ? &*env : nullptr);
+  std::vector<std::string> args = {ExecArg(o.binary)};
+  args.insert(args.end(), c.redis_args.begin(), c.redis_args.end());
+  args.insert(args.end(), {"controller", "--specs", ExecArg(o.specs_dir), "--state-dir",
+                           ExecArg(o.state_dir), "--status-addr", o.status_addr});
   const std::string name = kControllerUnitName;
   std::string text =
       "# Written by `lanekeeper install --target systemd --controller`. Re-run it to change\n"
@@ -324,7 +347,9 @@ StatusOr<SystemdUnit> RenderControllerUnit(const ControllerInstallOptions& o) {
       "\n"
       "[Install]\n"
       "WantedBy=" + c.wanted_by + "\n";
-  return SystemdUnit{name, dir + "/" + name, std::move(text)};
+  std::vector<SystemdUnit> out = {{name, dir + "/" + name, std::move(text)}};
+  if (env) out.push_back(*env);
+  return out;
 }
 
 Status WriteSystemdUnits(const std::vector<SystemdUnit>& units) {
@@ -333,7 +358,7 @@ Status WriteSystemdUnits(const std::vector<SystemdUnit>& units) {
     std::filesystem::path dir = std::filesystem::path(u.path).parent_path();
     std::filesystem::create_directories(dir, ec);
     if (ec) return Status::Internal("cannot create " + dir.string() + ": " + ec.message());
-    LK_RETURN_IF_ERROR(WriteFileAtomically(u.path, u.text, 0644));
+    LK_RETURN_IF_ERROR(WriteFileAtomically(u.path, u.text, u.mode));
   }
   return Status::OK();
 }
@@ -341,7 +366,9 @@ Status WriteSystemdUnits(const std::vector<SystemdUnit>& units) {
 std::vector<std::string> ActivationCommands(const std::vector<SystemdUnit>& units, bool user) {
   const std::string systemctl = user ? "systemctl --user" : "systemctl";
   std::string names;
-  for (const auto& u : units) names += " " + u.name;
+  for (const auto& u : units) {
+    if (u.name.ends_with(".service")) names += " " + u.name;
+  }
   std::vector<std::string> out = {systemctl + " daemon-reload && " + systemctl +
                                   " enable --now" + names};
   if (user) out.push_back("loginctl enable-linger \"$USER\"");

@@ -1,7 +1,10 @@
 // SystemdUnits: the production shape of one lane as two systemd services —
 //   lanekeeper-supervisor-<queue>.service   `jobs supervisor` (owns the worker)
 //   lanekeeper-autopilot-<queue>.service    `autopilot --no-worker` (dispatches only)
-// named per queue so that two lanes on one host never overwrite each other.
+//   lanekeeper-<queue>.env                  LANEKEEPER_REDIS_URL, mode 0600, when one is given
+// named per queue so that two lanes on one host never overwrite each other. A Redis URL
+// (and its password) is never in a unit file nor on a command line: the units read it with
+// EnvironmentFile=, and lanekeeper reads LANEKEEPER_REDIS_URL when --redis is absent.
 //
 // Owns: validating the install inputs, rendering the unit files, writing them atomically.
 // Does not own: systemctl (the caller prints the commands to run; nothing here talks to
@@ -28,9 +31,8 @@ struct SystemdInstallOptions {
   // The supervisor's drain timeout; TimeoutStopSec is twice it, so systemd's SIGKILL never
   // cuts a drain short that the supervisor itself would have allowed.
   Millis drain_timeout{30'000};
-  // Non-empty: written once, as Environment=LANEKEEPER_REDIS_URL=..., and passed as
-  // --redis ${LANEKEEPER_REDIS_URL}, so a drop-in can move it to an EnvironmentFile=
-  // without touching ExecStart. Empty: --redis with lanekeeper's built-in default.
+  // Non-empty: written to lanekeeper-<queue>.env (0600) beside the units, which name it in
+  // EnvironmentFile=. Empty: --redis with lanekeeper's built-in default.
   std::string redis_url;
   std::string handlers_file;  // non-empty: absolute path, the supervisor's --handlers
   std::string cycle_file;     // non-empty: absolute path, the autopilot's --cycle
@@ -38,15 +40,18 @@ struct SystemdInstallOptions {
   std::string unit_dir;  // empty: DefaultUnitDir(user)
 };
 
+// A file install writes: a unit, or the environment file of the units (mode 0600).
 struct SystemdUnit {
-  std::string name;  // lanekeeper-supervisor-QUEUE.service
+  std::string name;  // lanekeeper-supervisor-QUEUE.service, lanekeeper-QUEUE.env
   std::string path;  // unit_dir/name
   std::string text;  // the file's contents
+  unsigned mode = 0644;
 };
 
 // The controller's shape: one service, `lanekeeper controller`, that runs every Lane of a
 // specs directory (controller/lane_controller.h).
 //   lanekeeper-controller.service
+//   lanekeeper-controller.env   LANEKEEPER_REDIS_URL, mode 0600, when one is given
 struct ControllerInstallOptions {
   std::string binary;     // absolute path of the lanekeeper binary
   std::string specs_dir;  // absolute path of an existing directory: --specs
@@ -61,9 +66,11 @@ struct ControllerInstallOptions {
 };
 
 inline constexpr const char* kControllerUnitName = "lanekeeper-controller.service";
+inline constexpr const char* kControllerEnvName = "lanekeeper-controller.env";
 
-// Checks every input (InvalidArgument naming the flag) and renders the controller's unit.
-StatusOr<SystemdUnit> RenderControllerUnit(const ControllerInstallOptions& options);
+// Checks every input (InvalidArgument naming the flag) and renders the controller's unit,
+// then its environment file when there is one.
+StatusOr<std::vector<SystemdUnit>> RenderControllerUnit(const ControllerInstallOptions& options);
 
 std::string SupervisorUnitName(const std::string& queue);
 std::string AutopilotUnitName(const std::string& queue);
@@ -73,11 +80,11 @@ std::string AutopilotUnitName(const std::string& queue);
 StatusOr<std::string> DefaultUnitDir(bool user);
 
 // Checks every input (InvalidArgument naming the flag) and renders both units, the
-// supervisor's first.
+// supervisor's first, then their environment file when there is one.
 StatusOr<std::vector<SystemdUnit>> RenderSystemdUnits(const SystemdInstallOptions& options);
 
-// Writes each unit to its path through a temporary file and rename(), so systemd never
-// reads half a unit; creates the directory when missing.
+// Writes each file to its path, with its mode, through a temporary file and rename(), so
+// systemd never reads half a unit; creates the directory when missing.
 Status WriteSystemdUnits(const std::vector<SystemdUnit>& units);
 
 // The commands that load and start the units (daemon-reload, enable --now); for user units

@@ -22,7 +22,7 @@ StatusOr<std::unique_ptr<PidFile>> PidFile::Acquire(const std::string& path) {
   // Two tries: the second after removing a stale file. Between our unlink and open another
   // starter may win the O_EXCL race; then it holds the file and we report it.
   for (int attempt = 0; attempt < 2; ++attempt) {
-    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd >= 0) {
       std::string pid = std::to_string(getpid()) + "\n";
       bool ok = write(fd, pid.data(), pid.size()) == static_cast<ssize_t>(pid.size());

@@ -1,4 +1,4 @@
-// PidFile: "one supervisor per pid file", created atomically with O_EXCL.
+// PidFile: "one supervisor per pid file", created atomically with O_EXCL, mode 0600.
 //
 // Owns: the file at path while held; removes it on Release() or destruction. A file left by
 // a dead process is stale and taken over; one held by a live process is a Conflict naming

@@ -1,3 +1,9 @@
+// The Lane spec reader, in one file on purpose (about 600 lines): it reads one document
+// top to bottom (the value rules first, then one Parse function per section in the order a
+// spec lists them: redis, worker, autopilot, supervisor, metadata), and every error it
+// reports names the file, line and field through one YamlChecker. The limits at the top
+// are the ones crds/lane.yaml and docs/lanes.md state; LaneSpecSchema.* compares them.
+
 #include "controller/spec/lane_parser.h"
 
 #include <yaml-cpp/yaml.h>
@@ -14,6 +20,7 @@
 #include <tuple>
 
 #include "controller/spec/cycle_file.h"
+#include "controller/spec/redis_password.h"
 #include "worker/handler_config.h"
 #include "worker/redis_connection.h"
 
@@ -52,6 +59,7 @@ constexpr std::pair<std::string_view, std::string_view> kLaneFieldHomes[] = {
     {"redis", "spec.redis"},
     {"url", "spec.redis.url"},
     {"urlFrom", "spec.redis.urlFrom"},
+    {"passwordFile", "spec.redis.passwordFile"},
     {"secretKeyRef", "spec.redis.urlFrom.secretKeyRef"},
     {"autopilot", "spec.autopilot"},
     {"mode", "spec.autopilot.mode"},
@@ -268,7 +276,7 @@ bool ValidSecretKey(std::string_view k) {
 // spec.redis: exactly one of url (files, laptops) and urlFrom.secretKeyRef (clusters: the
 // password stays in a Secret).
 void ParseRedis(YamlChecker& c, const YamlField& f, LaneSpec& lane) {
-  auto redis = c.Fields(f, {"url", "urlFrom"});
+  auto redis = c.Fields(f, {"url", "urlFrom", "passwordFile"});
   if (!redis) return;
   auto url = redis->find("url");
   auto from = redis->find("urlFrom");
@@ -281,6 +289,19 @@ void ParseRedis(YamlChecker& c, const YamlField& f, LaneSpec& lane) {
     if (std::string why = RedisUrlProblem(lane.redis_url); !why.empty()) {
       c.Error(url->second, "bad Redis URL " + Quote(RedactUrlText(lane.redis_url)) + ": " + why +
                                " (expected " + std::string(kRedisUrlForms) + ")");
+    }
+  }
+  if (auto pw = redis->find("passwordFile"); pw != redis->end() &&
+                                             c.String(pw->second, lane.redis_password_file)) {
+    lane.redis_password_file_mark = c.MarkOf(pw->second);
+    auto ep = ParseRedisUrl(lane.redis_url);
+    if (url == redis->end()) {
+      c.Error(pw->second, "goes with url (the URL without its password)");
+    } else if (ep.ok() && !ep->password.empty()) {
+      c.Error(pw->second, "url carries a password too: write it in one place");
+    }
+    if (lane.redis_password_file.empty() || lane.redis_password_file.front() != '/') {
+      c.Error(pw->second, "must be an absolute path, got " + Quote(lane.redis_password_file));
     }
   }
   if (from == redis->end()) return;
@@ -604,7 +625,19 @@ ParsedLanes LoadLaneSpecs(const std::string& path) {
     in.read(text.data(), static_cast<std::streamsize>(text.size()));
     text.resize(static_cast<size_t>(in.gcount()));
     ParsedLanes one = ParseLaneSpecs(text, f);
-    for (auto& l : one.lanes) out.lanes.push_back(std::move(l));
+    for (auto& l : one.lanes) {
+      if (!l.redis_password_file.empty()) {
+        auto password = ReadPasswordFile(l.redis_password_file);
+        if (!password.ok()) {
+          out.errors.push_back({f, l.redis_password_file_mark.line,
+                                l.redis_password_file_mark.column, "spec.redis.passwordFile",
+                                password.status().message()});
+          continue;
+        }
+        l.redis_url = UrlWithPassword(l.redis_url, *password);
+      }
+      out.lanes.push_back(std::move(l));
+    }
     for (auto& e : one.errors) out.errors.push_back(std::move(e));
   }
   return out;

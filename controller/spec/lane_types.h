@@ -9,6 +9,7 @@
 //     queue: default
 //     redis: {url: redis://127.0.0.1:6379/0}    # or, in a cluster, from a Secret:
 //            # {urlFrom: {secretKeyRef: {name: redis, key: url}}}
+//            # or with the password in a file: {url: ..., passwordFile: /etc/lk/redis.pw}
 //     autopilot: {mode: dispatch-only, repo: /srv/brain/knowledge, interval: 300s,
 //                 cycle: [{name: sync, command: [git, pull, --ff-only], timeout: 120s}]}
 //     supervisor: {enabled: true, concurrency: 2, maxRSS: 2048Mi, maxCrashes: 10,
@@ -89,6 +90,10 @@ struct LaneSpec {
                           // (RedisEndpoint::Redacted)
   SecretKeyRef redis_url_from;  // spec.redis.urlFrom.secretKeyRef: the URL is in a Secret,
                                 // which only the Kubernetes backend can read
+  // spec.redis.passwordFile: the absolute path of a file whose first line is url's password
+  // (spec/redis_password.h). LoadLaneSpecs reads it into redis_url; files only.
+  std::string redis_password_file;
+  SpecMark redis_password_file_mark;
 
   struct Autopilot {
     // A lane without an autopilot section has none; a section without a mode dispatches.

@@ -14,6 +14,7 @@
 
 #include "controller/spec/lane_parser.h"
 #include "controller/spec/lane_set.h"
+#include "controller/spec/redis_password.h"
 #include "worker/atomic_file.h"
 #include "worker/redis_connection.h"
 
@@ -182,13 +183,18 @@ std::vector<ApplyResult> ApplyLaneFile(const std::string& file, const std::strin
       r.action = *old == content ? "unchanged" : "configured";
     }
     if (r.action != "unchanged") {
-      // A spec whose Redis URL carries a password is readable by its owner alone.
+      // A spec that carries a password inline is readable by its owner alone.
       auto ep = ParseRedisUrl(l.redis_url);
-      mode_t mode = ep.ok() && !ep->password.empty() ? 0600 : 0644;
+      mode_t mode = ep.ok() && !ep->password.empty() && l.redis_password_file.empty() ? 0600
+                                                                                     : 0644;
       if (Status s = WriteFileAtomically(r.path, content, mode); !s.ok()) {
         errors.push_back({r.path, 0, 0, "", s.message()});
         return out;
       }
+    }
+    if (Status s = KeepInlinePassword(specs_dir, l); !s.ok()) {
+      errors.push_back({r.path, 0, 0, "spec.redis.url", s.message()});
+      return out;
     }
     out.push_back(r);
   }
@@ -222,6 +228,7 @@ StatusOr<std::string> DeleteLaneFile(const std::string& name, const std::string&
     }
     fs::remove(f, ec);
     if (ec) return Status::Internal(f + ": cannot remove: " + ec.message());
+    fs::remove(KeptPasswordPath(specs_dir, name), ec);
     return f;
   }
   return Status::NotFound("lane '" + name + "' not found in " + specs_dir);
@@ -231,8 +238,14 @@ std::string LaneToJson(const LaneSpec& l) {
   nlohmann::json spec;
   spec["queue"] = l.queue;
   if (!l.redis_url.empty()) {
-    auto ep = ParseRedisUrl(l.redis_url);
-    spec["redis"] = {{"url", ep.ok() ? ep->Redacted() : std::string("(invalid)")}};
+    spec["redis"] = {{"url", UrlWithoutPassword(l.redis_url)}};
+    std::string dir = fs::path(l.source).parent_path().string();
+    if (std::string ref = PasswordReference(dir.empty() ? "." : dir, l); !ref.empty()) {
+      spec["redis"]["passwordFile"] = ref;
+    }
+  } else if (!l.redis_url_from.empty()) {
+    nlohmann::json ref{{"name", l.redis_url_from.name}, {"key", l.redis_url_from.key}};
+    spec["redis"]["urlFrom"]["secretKeyRef"] = ref;
   }
   auto worker = [](nlohmann::json& j, const WorkerSettings& w) {
     j["concurrency"] = w.concurrency;

@@ -8,8 +8,9 @@
 //                      when bytes.size() > max_bytes, which is refused first).
 //   RouteStatusRequest a method and a request target to one of the status endpoints, or to
 //                      the 404 or 405 the server answers (docs/status.md).
-// The server routes every request with RouteStatusRequest; ParseRequestHead is the seam for
-// a server that reads the bytes itself.
+// Not used by the status server since its own listener (status/http_server.h) replaced
+// cpprestsdk's: that listener's head parser is what tests/fuzz/status_request_fuzzer.cc
+// should be pointed at next; until then these functions state the same rules, fuzzed.
 #pragma once
 
 #include <cstddef>

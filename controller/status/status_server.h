@@ -1,4 +1,4 @@
-// StatusServer: the controller's HTTP status endpoints, GET only —
+// StatusServer: the controller's HTTP status endpoints, GET and HEAD only —
 //   /healthz  200 "ok" while the process serves
 //   /readyz   200 "ready" after the first full reconcile, else 503
 //   /status   JSON: every lane with its conditions, owner, workers, supervisors, roles and
@@ -8,13 +8,16 @@
 //   /         a small HTML dashboard that refreshes itself every 2 s
 // Every route, field, condition and metric is in docs/status.md.
 //
-// Owns: the listening socket (cpprestsdk's http_listener: its exceptions are caught here and
-// become a Status or a 500); which route a request takes is status/status_request.h, the
-// rendering status/status_views.h. Does not own: the controller's state (one
-// snapshot from the ControllerStateStore per request) nor Redis (the LaneObserver reads it,
-// cached about a second). Never renders a Redis password: URLs come out redacted.
-// Thread-safe: requests are served concurrently on cpprestsdk's thread pool; the store and
-// the observer must outlive the server.
+// Locked down by default: loopback unless told otherwise, a bearer token required on any
+// other address (or --insecure), and every limit of status/http_server.h (sizes, timeouts,
+// connections, methods). /healthz and /readyz never need the token: probes carry none.
+//
+// Owns: the routes; the listener is status/http_server.h, the rendering status/status_views.h.
+// Does not own: the controller's state (one snapshot from the ControllerStateStore per
+// request) nor Redis (the LaneObserver reads it, cached about a second). Never renders a
+// Redis password: URLs come out redacted.
+// Thread-safe: requests are served concurrently on the server's handler threads; the store
+// and the observer must outlive the server.
 #pragma once
 
 #include <memory>
@@ -22,6 +25,7 @@
 
 #include "controller/status/controller_state.h"
 #include "controller/status/doctor.h"
+#include "controller/status/http_server.h"
 #include "controller/status/lane_observer.h"
 #include "worker/status.h"
 
@@ -29,10 +33,14 @@ namespace lk {
 
 struct StatusServerOptions {
   // host:port to listen on ([v6]:port for IPv6); port 0 takes a free one, which url()
-  // names. Loopback by default: status names queues, hosts and pids and needs no
-  // authentication; bind wider only behind a firewall or a network policy (in Kubernetes
-  // the probes reach the pod IP: 0.0.0.0:8081).
+  // names. Loopback by default: status names queues, hosts and pids. Any other address
+  // (in Kubernetes the probes reach the pod IP: 0.0.0.0:8081) needs auth_token or insecure.
   std::string addr = "127.0.0.1:8081";
+  std::string auth_token;  // non-empty: Authorization: Bearer TOKEN on all but the probes
+  bool insecure = false;   // serve a non-loopback address without a token
+  // Sizes, timeouts and the connection cap (status/http_server.h); addr, auth_token and
+  // insecure above take precedence over the same fields here.
+  HttpServerOptions limits;
   // The thresholds /doctor's checks use, as `lanekeeper doctor`'s flags.
   DoctorOptions doctor;
 };
@@ -40,7 +48,8 @@ struct StatusServerOptions {
 class StatusServer {
  public:
   // Listens on options.addr and serves until Stop() or destruction. InvalidArgument for an
-  // address that does not parse; Unavailable when it cannot be bound, e.g.
+  // address that does not parse; FailedPrecondition for a non-loopback address without a
+  // token or insecure; Unavailable when it cannot be bound, e.g.
   // "status server: cannot listen on 127.0.0.1:8081: bind: Address already in use".
   static StatusOr<std::unique_ptr<StatusServer>> Start(const StatusServerOptions& options,
                                                        const ControllerStateStore& state,

@@ -75,6 +75,8 @@ test('every example Lane passes the CRD, and a table of bad Lanes fails with the
     [{ handlers: { '': { command: ['x'] } } }, /a handler's name is a job name/],
     [{ handlers: { h: { command: ['x'], lease: '1s' } } }, /must be 5s to 1h/],
     [{ queue: 'has space' }, /spec\.queue in body should match/],
+    [{ autopilot: { repo: '/r', cycle: [{ name: 'a', command: ['x'] }, { name: 'a', command: ['y'] }] } },
+      /spec\.autopilot\.cycle\[1\]: Duplicate value: map\[string\]interface \{\}\{"name":"a"\}/],
     [{ redis: { url: 'http://x' } }, /spec\.redis\.url in body should match/],
   ];
   for (const [i, [spec, message]] of bad.entries()) {

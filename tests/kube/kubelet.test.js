@@ -162,12 +162,16 @@ test('readiness and liveness probes: exec probes gate Ready, a failing liveness 
 
 test('an httpGet readiness probe against 127.0.0.1 on a named port', async () => {
   const port = await new Promise(resolve => { const srv = require('net').createServer().listen(0, '127.0.0.1', () => { const p = srv.address().port; srv.close(() => resolve(p)); }); });
-  const server = `setTimeout(() => require('http').createServer((q, s) => { s.statusCode = q.url === '/readyz' ? 200 : 404; s.end(); }).listen(${port}, '127.0.0.1'), 1500)`;
+  // It listens only once the test creates the flag file: a handshake, not a head start.
+  const flag = path.join(cluster.dir, 'http-probed-listen');
+  const server = `const t = setInterval(() => { if (!require('fs').existsSync(${JSON.stringify(flag)})) return; clearInterval(t);
+    require('http').createServer((q, s) => { s.statusCode = q.url === '/readyz' ? 200 : 404; s.end(); }).listen(${port}, '127.0.0.1'); }, 50)`;
   await apply(deployment('http-probed', { command: ['node', '-e', server], ports: [{ name: 'status', containerPort: port }],
     readinessProbe: { httpGet: { path: '/readyz', port: 'status' }, periodSeconds: 1 } }));
   await waitFor(async () => { const [p] = await podsOf('http-probed'); return p && p.status.containerStatuses && p.status.containerStatuses[0].started; }, { what: 'http-probed started' });
   const [early] = await podsOf('http-probed');
   assert.equal(early.status.containerStatuses[0].ready, false, 'not ready before it listens');
+  fs.writeFileSync(flag, '');
   await waitFor(async () => (await cluster.getJson(['deployment', 'http-probed'])).status.readyReplicas === 1, { what: 'ready once /readyz answers 200' });
   await cluster.ok(['delete', 'deployment', 'http-probed']);
 });

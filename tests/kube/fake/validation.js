@@ -5,7 +5,8 @@
 //   2. unknown fields: pruned; with fieldValidation=Strict refused (400, `unknown field
 //      "spec.x"`), with Warn (the default) pruned and reported in a Warning header;
 //      `x-kubernetes-preserve-unknown-fields` and embedded resources respected,
-//   3. the openAPIV3Schema with ajv (types, enums, patterns, bounds, required, ...),
+//   3. the openAPIV3Schema with ajv (types, enums, patterns, bounds, required, ...), and the
+//      uniqueness of x-kubernetes-list-type map keys and set items,
 //   4. every CEL `x-kubernetes-validations` rule with @bufbuild/cel, `self` bound to the
 //      node (objects as maps, integers as BigInt; at the root only metadata.name and
 //      generateName are visible) and `oldSelf` to the correlated old node on update
@@ -195,6 +196,7 @@ class SchemaValidator {
       const errs = this.ajvValidate.errors.filter(e => !/\/anyOf\/\d+\//.test(e.schemaPath));
       causes = errs.map(ajvErrorToCause);
     }
+    listKeys(obj, this.schema, '', causes);
     if (onlyStatus) causes = causes.filter(c => c.field === 'status' || c.field.startsWith('status.') || c.field.startsWith('status['));
     if (causes.some(c => c.reason === 'FieldValueTypeInvalid' || c.reason === 'FieldValueNotSupported')) {
       causes.push({ field: '<nil>', message: 'Invalid value: "null": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation' });
@@ -208,6 +210,38 @@ class SchemaValidator {
       }
     } else celWalk(this.schema, rootSelf, rootOld, '', causes);
     return causes;
+  }
+}
+
+// x-kubernetes-list-type map and set: an item whose keys (map) or value (set) an earlier
+// item has is refused, as the real server's structural validation does.
+function listKeys(v, s, path, causes) {
+  if (!s || v === null || v === undefined) return;
+  if (Array.isArray(v)) {
+    const type = s['x-kubernetes-list-type'];
+    const seen = new Set();
+    v.forEach((x, i) => {
+      let key = null;
+      let shown = null;
+      if (type === 'map' && isObj(x)) {
+        const keys = s['x-kubernetes-list-map-keys'] || [];
+        key = JSON.stringify(keys.map(k => x[k]));
+        shown = `map[string]interface {}{${keys.filter(k => x[k] !== undefined).map(k => `${JSON.stringify(k)}:${JSON.stringify(x[k])}`).join(', ')}}`;
+      } else if (type === 'set') {
+        key = JSON.stringify(x);
+        shown = JSON.stringify(x);
+      }
+      if (key !== null) {
+        if (seen.has(key)) causes.push({ field: `${path}[${i}]`, reason: 'FieldValueDuplicate', message: `Duplicate value: ${shown}` });
+        seen.add(key);
+      }
+      listKeys(x, s.items, `${path}[${i}]`, causes);
+    });
+  } else if (isObj(v)) {
+    for (const [k, x] of Object.entries(v)) {
+      const ps = (s.properties && s.properties[k]) || (isObj(s.additionalProperties) ? s.additionalProperties : undefined);
+      listKeys(x, ps, path ? `${path}.${k}` : k, causes);
+    }
   }
 }
 
