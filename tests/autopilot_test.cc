@@ -6,11 +6,14 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
+#include "controller/owner/autopilot.h"
 #include "controller/owner/autopilot_record.h"
 #include "controller/spec/cycle_file.h"
 #include "controller/owner/lifecycle_events.h"
@@ -18,6 +21,7 @@
 #include "tests/support/child_process.h"
 #include "tests/support/proc_scan.h"
 #include "tests/support/queue_records.h"
+#include "tests/support/queue_under_test.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/worker_timeline.h"
@@ -221,6 +225,45 @@ TEST_F(AutopilotCycleHandlerTest, AMissingRepoFailsTheJobBeforeAnyStepRuns) {
   EXPECT_FALSE(std::filesystem::exists(marker));
 }
 
+TEST_F(AutopilotCycleHandlerTest, EachStepGetsTheJobsEnvironmentWithTheRepoAndItsNameAndNoStdin) {
+  const std::string show =
+      "cat; echo \"$LANEKEEPER_REPO|$LANEKEEPER_STEP|$LANEKEEPER_JOB_ID|$LANEKEEPER_JOB_NAME|"
+      "$LANEKEEPER_JOB_ATTEMPT|$LANEKEEPER_QUEUE|$HOME\"";
+  auto outcome = RunCycle({{"first", {"sh", "-c", show}, Millis(10'000)},
+                           {"second", {"sh", "-c", show}, Millis(10'000)}},
+                          repo_);
+  ASSERT_TRUE(outcome.success) << outcome.error;
+  json result = json::parse(outcome.result);
+  ASSERT_EQ(result["steps"].size(), 2u);
+  // `cat` ends at once: a step's stdin is empty, never the worker's. The environment is the
+  // worker's own plus the job's.
+  const std::string home = std::getenv("HOME") ? std::getenv("HOME") : "";
+  EXPECT_EQ(result["steps"][0]["output_tail"],
+            repo_ + "|first|7|autopilot-cycle|1|q|" + home + "\n");
+  EXPECT_EQ(result["steps"][1]["output_tail"],
+            repo_ + "|second|7|autopilot-cycle|1|q|" + home + "\n");
+}
+
+TEST_F(AutopilotCycleHandlerTest, AStepKilledByASignalOrThatCannotStartFailsTheJobSayingSo) {
+  auto killed = RunCycle({{"crash", {"sh", "-c", "kill -9 $$"}, Millis(10'000)}}, repo_);
+  EXPECT_FALSE(killed.success);
+  EXPECT_EQ(killed.error, "step 'crash' failed: killed by signal 9");
+  auto missing = RunCycle({{"sync", {"lk-no-such-program"}, Millis(10'000)}}, repo_);
+  EXPECT_FALSE(missing.success);
+  EXPECT_EQ(missing.error,
+            "step 'sync' failed: cannot run 'lk-no-such-program': No such file or directory");
+}
+
+TEST_F(AutopilotCycleHandlerTest, TheOutputTailIsTheLast2KiBOfStdoutThenStderr) {
+  auto outcome = RunCycle({{"loud", {"sh", "-c",
+                                     "head -c 5000 /dev/zero | tr '\\0' a; echo; echo oops >&2"},
+                            Millis(10'000)}},
+                          repo_);
+  ASSERT_TRUE(outcome.success) << outcome.error;
+  std::string tail = json::parse(outcome.result)["steps"][0]["output_tail"];
+  EXPECT_EQ(tail, std::string(2042, 'a') + "\n" + "oops\n");
+}
+
 TEST(AutopilotCyclePayload, RoundTripsAndRejectsAPayloadWithoutARepo) {
   CyclePayload p{"/srv/repo", {{"sync", {"git", "pull"}, Millis(120'000)}}};
   auto back = DecodeCyclePayload(EncodeCyclePayload(p));
@@ -265,10 +308,16 @@ class AutopilotRedisTest : public ::testing::Test {
 
   RedisConnection& conn() { return queue_->connection(); }
 
+  // With --repo repo_ and --interval 1s unless extra gives others.
   ChildProcess& StartAutopilot(std::vector<std::string> extra) {
     std::vector<std::string> argv = {LanekeeperBinary(), "autopilot", "--redis", server_->url(),
-                                     "--queue", queue_name_, "--repo", repo_,
-                                     "--interval", "1s", "--log-level", "debug"};
+                                     "--queue", queue_name_, "--log-level", "debug"};
+    for (const auto& [flag, value] : {std::pair<std::string, std::string>{"--repo", repo_},
+                                      {"--interval", "1s"}}) {
+      if (std::find(extra.begin(), extra.end(), flag) == extra.end()) {
+        argv.insert(argv.end(), {flag, value});
+      }
+    }
     argv.insert(argv.end(), extra.begin(), extra.end());
     processes_.push_back(std::make_unique<ChildProcess>(argv));
     return *processes_.back();
@@ -620,6 +669,107 @@ TEST_F(AutopilotProcessTest, ItRidesOutAThreeSecondRedisOutageLoggingItOnceAndDi
   ASSERT_TRUE(Eventually([&] { return CycleJobs(JobState::kWaiting).size() == 1; }, kSlack))
       << ap.Stderr();
   EXPECT_TRUE(ap.Running());
+}
+
+// The cycle job's own timeout is the sum of its steps' plus a minute, and it has one attempt:
+// the next slot is the retry.
+TEST_F(AutopilotProcessTest, ACycleJobHasOneAttemptAndItsStepsTimeoutsPlusAMinute) {
+  std::string cycle = dir_ / "cycle.yaml";
+  std::ofstream(cycle) << "steps:\n"
+                       << "  - {name: sync, command: [git, pull], timeout: 2m}\n"
+                       << "  - {name: index, command: [make, index]}\n";
+  auto& ap = StartAutopilot({"--no-worker", "--cycle", cycle, "--interval", "1h"});
+  ASSERT_TRUE(Eventually([&] { return CycleJobs(JobState::kWaiting).size() == 1; }, kSlack))
+      << ap.Stderr();
+  Job job = CycleJobs(JobState::kWaiting)[0];
+  EXPECT_EQ(job.max_attempts, 1);
+  EXPECT_EQ(job.timeout, Millis(120'000 + 600'000 + 60'000));
+  json payload = json::parse(job.payload);
+  EXPECT_EQ(payload["steps"][0]["timeout_ms"], 120'000);
+  EXPECT_EQ(payload["steps"][1]["timeout_ms"], 600'000);  // the default step timeout, 10m
+}
+
+// Two autopilots of one repo and queue (or one restarted within a slot) dispatch each slot
+// once: the slot's idempotency key finds the job the first made, even once it has run.
+TEST_F(AutopilotProcessTest, TwoAutopilotsOfOneRepoDispatchASlotOnce) {
+  constexpr int64_t kHour = 3'600'000;
+  // Both within one slot of an hour: not in its last ten seconds.
+  const int64_t into = NowUnixMillis() % kHour;
+  if (into > kHour - 10'000) std::this_thread::sleep_for(Millis(kHour - into + 100));
+  auto& first = StartAutopilot({"--no-worker", "--interval", "1h"});
+  ASSERT_TRUE(Eventually([&] { return CycleJobs(JobState::kWaiting).size() == 1; }, kSlack))
+      << first.Stderr();
+  // The cycle runs and completes (played here), so the second autopilot finds nothing
+  // pending when it starts: only the slot's key keeps it from dispatching again.
+  const std::string id = testing::RunNextJobByHand(*queue_, true);
+  ASSERT_FALSE(id.empty());
+
+  auto& second = StartAutopilot({"--no-worker", "--interval", "1h"});
+  const std::string slot = Events("dispatch")[0].fields["slot"];
+  ASSERT_TRUE(second.WaitForOutput("slot " + slot + " was already dispatched as autopilot-cycle "
+                                   "job " + id, kSlack))
+      << second.Stderr();
+  EXPECT_EQ(Events("dispatch").size(), 1u);
+  EXPECT_EQ(records_->Stats().waiting, 0);
+  EXPECT_EQ(CycleJobs(JobState::kCompleted).size(), 1u);
+  EXPECT_TRUE(first.Running());
+  EXPECT_TRUE(second.Running());
+}
+
+// Slots are aligned to the wall clock: an autopilot started in the middle of a slot
+// dispatches the next cycle at the slot's boundary, not an interval after its start.
+TEST_F(AutopilotProcessTest, SlotsAreAlignedToTheWallClockNotToTheStart) {
+  constexpr int64_t kEvery = 3'000;
+  // Waits on purpose (up to one interval) to start half-way into a slot, so that
+  // start-aligned dispatches would come half-way too.
+  const int64_t into = NowUnixMillis() % kEvery;
+  std::this_thread::sleep_for(Millis((kEvery + kEvery / 2 - into) % kEvery));
+  auto& ap = StartAutopilot({"--no-worker", "--interval", "3s"});
+  ASSERT_TRUE(Eventually([&] { return Events("dispatch").size() == 1; }, kSlack)) << ap.Stderr();
+  // The first cycle runs at once (played here): the next slot is not skipped for it.
+  ASSERT_FALSE(testing::RunNextJobByHand(*queue_, true).empty());
+  ASSERT_TRUE(Eventually([&] { return Events("dispatch").size() == 2; },
+                         Millis(kEvery) + kSlack))
+      << ap.Stderr();
+  auto dispatches = Events("dispatch");
+  for (auto& d : dispatches) {
+    EXPECT_EQ(std::stoll(d.fields["slot"]), d.ts_ms / kEvery) << d.ts_ms;
+    EXPECT_EQ(d.role, "autopilot");
+  }
+  EXPECT_EQ(std::stoll(dispatches[1].fields["slot"]), std::stoll(dispatches[0].fields["slot"]) + 1);
+  // The loop ticks every 250 ms; a start-aligned one would dispatch ~1.5 s into the slot.
+  EXPECT_LT(dispatches[1].ts_ms % kEvery, 750) << dispatches[1].ts_ms;
+  auto started = Events("started");
+  ASSERT_EQ(started.size(), 1u);
+  EXPECT_EQ(started[0].fields["pid"], std::to_string(ap.pid()));
+  EXPECT_EQ(started[0].fields["repo"], repo_);
+  EXPECT_EQ(started[0].fields["interval_ms"], "3000");
+  EXPECT_EQ(started[0].fields["no_worker"], "true");
+}
+
+// docs/autopilot.md: --repo is made absolute (the worker that runs the cycle may have another
+// working directory); --interval is at least 1s; SIGINT stops it as SIGTERM does.
+TEST_F(AutopilotProcessTest, ARelativeRepoIsMadeAbsoluteAndCtrlCStopsIt) {
+  auto& ap = StartAutopilot({"--no-worker", "--repo", "."});
+  ASSERT_TRUE(Eventually([&] { return CycleJobs(JobState::kWaiting).size() == 1; }, kSlack))
+      << ap.Stderr();
+  EXPECT_EQ(json::parse(CycleJobs(JobState::kWaiting)[0].payload)["repo"],
+            std::filesystem::current_path().string());
+  ASSERT_TRUE(ap.Signal(SIGINT));
+  EXPECT_EQ(ap.Wait(kSlack), kExitOk) << ap.Stderr();
+  EXPECT_FALSE(Record().has_value());
+  EXPECT_EQ(Events("stopped").size(), 1u);
+  auto fast = RunLanekeeper({"autopilot", "--redis", server_->url(), "--queue", queue_name_,
+                             "--repo", repo_, "--interval", "500ms"});
+  EXPECT_EQ(fast.exit_code, kExitUsage);
+  EXPECT_EQ(fast.err, "lanekeeper: --interval must be at least 1s\n");
+  AutopilotOptions o;
+  EXPECT_EQ(o.interval, Millis(300'000));
+  EXPECT_EQ(o.lease_ttl, Millis(15'000));
+  EXPECT_EQ(o.lease_renew_every, Millis(5'000));
+  EXPECT_EQ(o.owner_poll, Millis(2'000));
+  EXPECT_EQ(o.concurrency, 1);
+  EXPECT_EQ(o.drain_timeout, Millis(30'000));
 }
 
 TEST_F(AutopilotProcessTest, ABadCycleFileStopsItAtOnceNamingFileLineAndColumn) {

@@ -135,6 +135,11 @@ TEST_F(DashboardTest, HeadlessChromiumShowsTheLaneAndItsOwner) {
   EXPECT_NE(dom.find("<span class=\"badge ok\">Ready</span>"), std::string::npos) << dom;
   EXPECT_NE(dom.find("http-equiv=\"refresh\" content=\"2\""), std::string::npos) << dom;
   EXPECT_EQ(dom.find("dash-pw-never-shown"), std::string::npos);
+  // docs/status.md: server-rendered, no scripts or external assets.
+  EXPECT_EQ(dom.find("<script"), std::string::npos) << dom;
+  for (const char* external : {"src=\"http", "href=\"http", "@import", "url(http"}) {
+    EXPECT_EQ(dom.find(external), std::string::npos) << external << " in " << dom;
+  }
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // reach (a stale autopilot, two epochs' workers at once) are written through the same APIs
 // the processes use, and where age matters it is backdated in Redis (a job's created_ms, a
 // zset's scores) instead of slept past.
+#include <cpprest/http_listener.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include "tests/support/child_process.h"
 #include "tests/support/loopback_port.h"
 #include "tests/support/queue_records.h"
+#include "tests/support/queue_under_test.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/worker_timeline.h"
@@ -167,16 +169,9 @@ class DoctorTest : public ::testing::Test {
   }
   // Plays a worker by hand: claims one job (unfenced) and records outcome for it.
   void ClaimAndFinish(bool success, std::string* id = nullptr) {
-    auto claim = queue_->ClaimBatch(1, 0);
-    ASSERT_TRUE(claim.ok() && claim->jobs.size() == 1);
-    if (id) *id = claim->jobs[0].id;
-    JobOutcome o;
-    o.id = claim->jobs[0].id;
-    o.token = claim->jobs[0].token;
-    o.success = success;
-    o.error = "boom";
-    o.retryable = false;
-    ASSERT_TRUE(queue_->FinishBatch({o}).ok());
+    std::string ran = testing::RunNextJobByHand(*queue_, success);
+    ASSERT_FALSE(ran.empty());
+    if (id) *id = ran;
   }
 
   std::optional<OwnerRecord> Owner() { return records_->Owner(); }
@@ -599,6 +594,300 @@ TEST_F(DoctorTest, JsonOutputHasEveryCheckInOrderAndTheWorstStatus) {
   EXPECT_EQ(names, (std::vector<std::string>{"redis", "worker_owner", "supervisor", "queue_health",
                                              "autopilot", "wedged_queue"}));
   EXPECT_EQ(j["checks"][1]["details"]["current_epoch"], "0");
+}
+
+// --- messages of docs/production.md that need a state only Redis can show quickly ---
+
+TEST_F(DoctorTest, ARefusedPasswordFailsTheRedisCheckAloneWithoutPrintingThePassword) {
+  testing::RedisServerOptions o = Aof();
+  o.password = "doctor-pw-Zq7";
+  StartRedis(o);
+  const std::string wrong = "wrong-pw-Kx4";
+  const std::string url = "redis://:" + wrong + "@127.0.0.1:" + std::to_string(server_->port()) + "/0";
+  auto r = testing::RunLanekeeper({"doctor", "--redis", url, "--queue", queue_name_}, {}, 30s);
+  EXPECT_EQ(r.exit_code, 2);
+  std::regex want("redis: fail  Redis at redis://:\\*\\*\\*@127\\.0\\.0\\.1:" +
+                  std::to_string(server_->port()) +
+                  "/0 refused the password: .*; the other checks need Redis and were skipped\n");
+  EXPECT_TRUE(std::regex_match(r.out, want)) << r.out;
+  EXPECT_EQ((r.out + r.err).find(wrong), std::string::npos) << r.out << r.err;
+}
+
+TEST_F(DoctorTest, AMalformedRedisUrlExitsTwoBeforeAnyCheck) {
+  auto r = testing::RunLanekeeper({"doctor", "--redis", "http://127.0.0.1:6379", "--queue", "q"},
+                                  {}, 30s);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("lanekeeper: bad Redis URL 'http://127.0.0.1:6379': unknown scheme"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST_F(DoctorTest, ARedisThatRefusesInfoFailsTheRedisCheckAndTheOthersStillRun) {
+  // As an ACL without +info would: the command is not there for this client.
+  StartRedis(Aof("--rename-command INFO lk-info-renamed"));
+  auto r = Doctor();
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(Line(r, "redis").starts_with("redis: fail  INFO refused: ERR unknown command 'INFO'"))
+      << r.out;
+  EXPECT_EQ(Line(r, "worker_owner"),
+            "worker_owner: warn  no worker owner for queue " + queue_name_ + " (nothing waiting)")
+      << r.out;
+}
+
+TEST_F(DoctorTest, ARedisThatRefusesConfigWithoutAofWarnsThatRdbCannotBeTold) {
+  StartRedis(NoAof("--rename-command CONFIG lk-config-renamed"));
+  auto r = Doctor();
+  std::string line = Line(r, "redis");
+  EXPECT_TRUE(line.starts_with("redis: warn  AOF is off and CONFIG GET save was refused (ERR "
+                               "unknown command 'CONFIG'"))
+      << r.out;
+  EXPECT_TRUE(line.ends_with("): cannot tell whether RDB snapshots are on; make sure jobs "
+                             "survive a Redis restart (appendonly yes)"))
+      << r.out;
+}
+
+TEST_F(DoctorTest, AnOwnerWithoutALiveWorkerOfItsEpochPastTheGraceWarns) {
+  StartRedis(Aof());
+  OwnerLease lease(conn(), queue_name_, OwnerRole::kSupervisor, "web-1:4242", 2, 0);
+  auto taken = lease.TryAcquire();
+  ASSERT_TRUE(taken.ok() && taken->acquired);
+  // It took the lease a minute ago (past doctor's 15 s grace) and has no worker since.
+  auto r0 = conn().Command({"HSET", JobQueue::KeyPrefix(queue_name_) + "owner", "since_ms",
+                            std::to_string(NowUnixMillis() - 60'000)});
+  ASSERT_TRUE(r0.ok() && !r0->is_error());
+  auto r = Doctor();
+  EXPECT_EQ(Line(r, "worker_owner"),
+            "worker_owner: warn  owned by supervisor web-1:4242 (epoch " +
+                std::to_string(lease.epoch()) + ", up 1m), but no worker of epoch " +
+                std::to_string(lease.epoch()) + " is live; see the supervisor check")
+      << r.out;
+  // Within the grace the same owner is fine: it is starting its worker.
+  ASSERT_TRUE(conn().Command({"HSET", JobQueue::KeyPrefix(queue_name_) + "owner", "since_ms",
+                              std::to_string(NowUnixMillis())}).ok());
+  r = Doctor();
+  EXPECT_TRUE(Line(r, "worker_owner").starts_with("worker_owner: ok  owned by supervisor "
+                                                   "web-1:4242"))
+      << r.out;
+}
+
+TEST_F(DoctorTest, ASupervisorInStandbyWithNobodyOwningTheQueueSaysSo) {
+  StartRedis(Aof());
+  SupervisorStatus s;
+  s.holder = "web-2:77";
+  s.host = "web-2";
+  s.pid = 77;
+  s.state = "standby";
+  s.updated_ms = NowUnixMillis();
+  ASSERT_TRUE(PublishSupervisorStatus(conn(), queue_name_, s).ok());
+  auto r = Doctor();
+  EXPECT_EQ(Line(r, "supervisor"),
+            "supervisor: warn  running=true pid=77 crashes_24h=0 rss_restarts_24h=0 "
+            "state=standby: nobody owns queue " + queue_name_ +
+                " yet; the supervisor should take the lease within a second — if this "
+                "persists, see its logs")
+      << r.out;
+}
+
+TEST_F(DoctorTest, AnActiveJobRunningOverAnHourMakesQueueHealthWarnNamingIt) {
+  StartRedis(Aof());
+  std::string id = Submit("report");
+  auto claim = queue_->ClaimBatch(1, 0);
+  ASSERT_TRUE(claim.ok() && claim->jobs.size() == 1);
+  // Claimed three hours ago (its claim token holds the start: attempt:started_ms:seq.id),
+  // and renewed since: its lease is not past.
+  const std::string key = JobQueue::KeyPrefix(queue_name_) + "claim:" + id;
+  auto token = conn().Command({"GET", key});
+  ASSERT_TRUE(token.ok() && !token->is_nil()) << key;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_match(token->str, m, std::regex("([0-9]+):([0-9]+):(.*)"))) << token->str;
+  const std::string backdated = m[1].str() + ":" + std::to_string(NowUnixMillis() - 3 * 3'600'000) +
+                                ":" + m[3].str();
+  ASSERT_TRUE(conn().Command({"SET", key, backdated}).ok());
+  auto r = Doctor();
+  EXPECT_EQ(Line(r, "queue_health"),
+            "queue_health: warn  waiting=0 active=1 delayed=0 dead_24h=0: 1 active job running "
+            "over 1h (job " + id + " for 3h); see `lanekeeper jobs get " + id + "`")
+      << r.out;
+}
+
+// docs/production.md: "If a Redis command fails half-way, the check that met it fails with
+// `cannot read WHAT from Redis: ERROR`, and the other checks still run."
+TEST_F(DoctorTest, ARedisCommandThatFailsFailsOnlyTheCheckThatMetIt) {
+  StartRedis(Aof());
+  const std::string key = JobQueue::KeyPrefix(queue_name_) + "autopilot";
+  ASSERT_TRUE(conn().Command({"SET", key, "not a hash"}).ok());
+  auto r = Doctor();
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(Line(r, "autopilot"), "autopilot: fail  cannot read the autopilot record from Redis: "
+                                  "HGETALL " + key + ": WRONGTYPE Operation against a key holding "
+                                  "the wrong kind of value")
+      << r.out;
+  for (const char* check : {"redis", "worker_owner", "supervisor", "queue_health", "wedged_queue"}) {
+    EXPECT_FALSE(Line(r, check).empty()) << check << "\n" << r.out;
+  }
+}
+
+TEST_F(DoctorTest, SeveralProblemsOfOneCheckAreJoinedWithSemicolons) {
+  StartRedis(NoAof("--maxmemory 100mb --maxmemory-policy volatile-lru"));
+  for (int i = 0; i < 3; ++i) Submit("noop");
+  Submit("flaky", 1);
+  auto claim = queue_->ClaimBatch(1, 0);  // the oldest noop, claimed and left to expire
+  ASSERT_TRUE(claim.ok() && claim->jobs.size() == 1);
+  Backdate("active", claim->jobs[0].id, NowUnixMillis() - 1000);
+  auto r = Doctor({"--waiting-threshold", "1"});
+  EXPECT_EQ(Line(r, "redis"),
+            "redis: warn  neither AOF nor RDB persistence is on: jobs would be lost if Redis "
+            "restarts; set appendonly yes; maxmemory-policy is volatile-lru with maxmemory "
+            "100.00M: Redis may evict job keys when full; set maxmemory-policy noeviction")
+      << r.out;
+  EXPECT_EQ(Line(r, "queue_health"),
+            "queue_health: warn  waiting=3 active=1 delayed=0 dead_24h=0: 3 jobs waiting, more "
+            "than 1 (--waiting-threshold): the worker is not keeping up; raise --concurrency or "
+            "find what slows the jobs; 1 active job past the lease deadline: the worker holding "
+            "it stopped renewing (crashed or hung); a live worker's next claim returns such jobs "
+            "to waiting")
+      << r.out;
+}
+
+TEST_F(DoctorTest, RedisWithAofAndRdbIsOkNamingBoth) {
+  StartRedis(Aof("--save 3600 1"));
+  auto r = Doctor();
+  EXPECT_TRUE(Line(r, "redis").ends_with(", AOF on, RDB snapshots on")) << r.out;
+}
+
+TEST_F(DoctorTest, OnlyJobsThatWentDeadInTheLast24hCountAsDead24h) {
+  StartRedis(Aof());
+  Submit("flaky", 1);
+  std::string old_dead;
+  ClaimAndFinish(false, &old_dead);
+  Backdate("dead", old_dead, NowUnixMillis() - 25 * 3'600'000LL);
+  auto r = Doctor();
+  EXPECT_EQ(Line(r, "queue_health"), "queue_health: ok  waiting=0 active=0 delayed=0 dead_24h=0")
+      << r.out;
+}
+
+TEST_F(DoctorTest, TheQuietMessagesSayWhatDoctorSaw) {
+  StartRedis(Aof());
+  int64_t now = NowUnixMillis();
+  ASSERT_TRUE(PublishAutopilotRecord(conn(), queue_name_, Autopilot(300'000, 0, now)).ok());
+  auto r = Doctor();
+  EXPECT_EQ(Line(r, "autopilot"), "autopilot: ok  no dispatch yet (interval 5m, repo /srv/kb)")
+      << r.out;
+  EXPECT_EQ(Line(r, "wedged_queue"), "wedged_queue: ok  nothing waiting; nothing finished yet")
+      << r.out;
+  for (int i = 0; i < 3; ++i) Submit("noop");
+  std::string done;
+  ClaimAndFinish(true, &done);
+  Backdate("completed", done, now - 42'000);
+  ASSERT_TRUE(queue_->ClaimBatch(1, 0).ok());  // one running
+  r = Doctor();
+  EXPECT_EQ(Line(r, "wedged_queue"), "wedged_queue: ok  1 active, 1 waiting; last finished 42s ago")
+      << r.out;
+}
+
+TEST_F(DoctorTest, StandbySupervisorsAreInTheDetailsAndEveryDetailIsAString) {
+  StartRedis(Aof());
+  OwnerLease lease(conn(), queue_name_, OwnerRole::kSupervisor, "web-1:1", 1, 0);
+  ASSERT_TRUE(lease.TryAcquire().ok());
+  for (const auto& [holder, state] : {std::pair<std::string, std::string>{"web-1:1", "running"},
+                                      {"web-2:2", "standby"},
+                                      {"web-3:3", "standby"}}) {
+    SupervisorStatus s;
+    s.holder = holder;
+    s.pid = std::stoi(holder.substr(holder.find(':') + 1));
+    s.state = state;
+    s.epoch = state == "running" ? lease.epoch() : 0;
+    s.updated_ms = NowUnixMillis();
+    ASSERT_TRUE(PublishSupervisorStatus(conn(), queue_name_, s).ok());
+  }
+  auto r = Doctor({"--json"});
+  auto j = nlohmann::json::parse(r.out);
+  for (const auto& check : j["checks"]) {
+    for (const auto& [name, value] : check["details"].items()) {
+      EXPECT_TRUE(value.is_string()) << check["name"] << "." << name << " = " << value;
+    }
+    if (check["name"] == "supervisor") {
+      EXPECT_EQ(check["details"]["holder"], "web-1:1");
+      std::string standby = check["details"]["standby"];
+      EXPECT_TRUE(standby == "web-2:2 (standby), web-3:3 (standby)" ||
+                  standby == "web-3:3 (standby), web-2:2 (standby)")
+          << standby;
+    }
+  }
+}
+
+// A supervisor counts as running while its status is at most 5 s old.
+TEST_F(DoctorTest, ASupervisorSilentForMoreThanFiveSecondsIsNotRunning) {
+  StartRedis(Aof());
+  SupervisorStatus s;
+  s.holder = "web-2:77";
+  s.pid = 77;
+  s.state = "running";
+  s.updated_ms = NowUnixMillis() - 4'000;
+  ASSERT_TRUE(PublishSupervisorStatus(conn(), queue_name_, s).ok());
+  EXPECT_TRUE(Line(Doctor(), "supervisor").starts_with("supervisor: ok  running=true pid=77 "));
+  s.updated_ms = NowUnixMillis() - 6'000;
+  ASSERT_TRUE(PublishSupervisorStatus(conn(), queue_name_, s).ok());
+  EXPECT_EQ(Line(Doctor(), "supervisor"), "supervisor: fail  supervisor not running");
+}
+
+// A worker counts as live while its heartbeat is at most 5 s old.
+TEST_F(DoctorTest, AWorkerSilentForMoreThanFiveSecondsIsNotLive) {
+  StartRedis(Aof());
+  WorkerRegistry worker(queue_name_, Worker("hostA:1", 0));
+  ASSERT_TRUE(worker.Register(conn()).ok());
+  EXPECT_TRUE(Line(Doctor(), "worker_owner").find("unmanaged worker hostA:1") != std::string::npos);
+  Backdate("workers", "hostA:1", NowUnixMillis() - 6'000);
+  EXPECT_EQ(Line(Doctor(), "worker_owner"),
+            "worker_owner: warn  no worker owner for queue " + queue_name_ + " (nothing waiting)");
+}
+
+// --- the controller check against something that is not a controller ---
+
+// An HTTP server on a held loopback port that answers every request with code and body.
+class FixedAnswerServer {
+ public:
+  FixedAnswerServer(int code, std::string body) {
+    auto port = testing::LoopbackPort::ForServer();
+    EXPECT_TRUE(port.ok()) << port.status().message();
+    if (!port.ok()) return;
+    port_ = std::move(port).value();
+    url_ = "http://" + port_->address();
+    listener_ = std::make_unique<web::http::experimental::listener::http_listener>(url_);
+    listener_->support([code, body](web::http::http_request request) {
+      request.reply(static_cast<web::http::status_code>(code), body, "text/plain");
+    });
+    listener_->open().wait();
+  }
+  ~FixedAnswerServer() {
+    if (listener_) listener_->close().wait();
+  }
+  const std::string& url() const { return url_; }
+
+ private:
+  std::unique_ptr<testing::LoopbackPort> port_;
+  std::string url_;
+  std::unique_ptr<web::http::experimental::listener::http_listener> listener_;
+};
+
+TEST_F(DoctorTest, SomethingElseAtTheControllerUrlIsAnUnexpectedAnswer) {
+  StartRedis(Aof());
+  struct Case {
+    int code;
+    std::string body, path, why;
+  };
+  // A proxy whose backend is down; a web server that is not a controller.
+  for (const Case& c : {Case{502, "Bad Gateway", "/readyz", "HTTP 502"},
+                        Case{200, "<html>hello</html>", "/status", "not the status JSON"}}) {
+    FixedAnswerServer other(c.code, c.body);
+    auto r = Doctor({"--controller", other.url()});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_EQ(Line(r, "controller"),
+              "controller: fail  controller at " + other.url() + " gave an unexpected answer to " +
+                  c.path + ": " + c.why + "; is it a `lanekeeper controller` status address?")
+        << r.out;
+  }
 }
 
 }  // namespace

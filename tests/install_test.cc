@@ -230,6 +230,69 @@ TEST_F(InstallTest, BadInputsAreRejectedAndNothingIsWritten) {
   EXPECT_FALSE(std::filesystem::exists(units_));
 }
 
+TEST_F(InstallTest, ReRunningInstallWithOtherFlagsReplacesTheUnits) {
+  ASSERT_EQ(Install({"--queue", "kb", "--unit-dir", units_}).exit_code, 0);
+  auto again = testing::RunLanekeeper({"install", "--target", "systemd", "--repo", repo_,
+                                       "--concurrency", "8", "--max-rss", "0", "--interval",
+                                       "10m", "--queue", "kb", "--unit-dir", units_},
+                                      {}, 30s);
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  std::ifstream sup(units_ + "/lanekeeper-supervisor-kb.service");
+  std::stringstream text;
+  text << sup.rdbuf();
+  EXPECT_NE(Setting(text.str(), "ExecStart").find("--concurrency 8 --max-rss 0 "),
+            std::string::npos)
+      << text.str();
+  std::ifstream ap(units_ + "/lanekeeper-autopilot-kb.service");
+  std::stringstream ap_text;
+  ap_text << ap.rdbuf();
+  EXPECT_TRUE(Setting(ap_text.str(), "ExecStart").ends_with("--no-worker --interval 10m"))
+      << ap_text.str();
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(units_),
+                          std::filesystem::directory_iterator{}),
+            2);
+}
+
+TEST_F(InstallTest, UserUnitsGoUnderXdgConfigHomeAndItPrintsUserCommandsAndLinger) {
+  const std::string xdg = dir_ + "/xdg";
+  auto r = Install({"--user"}, {"HOME=" + dir_ + "/home", "XDG_CONFIG_HOME=" + xdg});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string sup = xdg + "/systemd/user/lanekeeper-supervisor-default.service";
+  EXPECT_TRUE(std::filesystem::exists(sup));
+  EXPECT_TRUE(std::filesystem::exists(xdg + "/systemd/user/lanekeeper-autopilot-default.service"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/home"));
+  EXPECT_NE(r.out.find("wrote " + sup + "\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  systemctl --user daemon-reload && systemctl --user enable --now "
+                       "lanekeeper-supervisor-default.service "
+                       "lanekeeper-autopilot-default.service\n"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("  loginctl enable-linger \"$USER\"\n"), std::string::npos) << r.out;
+  std::ifstream in(sup);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_EQ(Setting(text.str(), "WantedBy"), "default.target");
+}
+
+TEST_F(InstallTest, TheUnitsNeverGiveUpRestartingAndCarryHandlersCycleAndTheDrainTimeout) {
+  const std::string handlers = dir_ + "/handlers.yaml", cycle = dir_ + "/cycle.yaml";
+  std::ofstream(handlers) << "handlers: {}\n";
+  std::ofstream(cycle) << "steps: []\n";
+  auto r = Install({"--unit-dir", units_, "--dry-run", "--drain-timeout", "45s", "--handlers",
+                    handlers, "--cycle", cycle});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto files = Files(r.out);
+  const std::string& sup = files[units_ + "/lanekeeper-supervisor-default.service"];
+  const std::string& ap = files[units_ + "/lanekeeper-autopilot-default.service"];
+  EXPECT_EQ(Setting(sup, "StartLimitIntervalSec"), "0");
+  EXPECT_EQ(Setting(ap, "StartLimitIntervalSec"), "0");
+  EXPECT_EQ(Setting(sup, "TimeoutStopSec"), "90s");
+  EXPECT_NE(Setting(sup, "ExecStart").find("--drain-timeout 45s "), std::string::npos) << sup;
+  EXPECT_TRUE(Setting(sup, "ExecStart").ends_with("--handlers " + handlers)) << sup;
+  EXPECT_TRUE(Setting(ap, "ExecStart").ends_with("--cycle " + cycle)) << ap;
+  EXPECT_EQ(Setting(ap, "Wants"), "network-online.target lanekeeper-supervisor-default.service");
+}
+
 // systemd's own parser (scripts/setup installs it): no warnings about our files, and the awkward
 // values (a space and a % in the repo path, a % in the Redis password) come out intact.
 TEST_F(InstallTest, SystemdAnalyzeAcceptsTheUnitsAndReadsTheValuesBack) {

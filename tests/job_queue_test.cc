@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/support/child_process.h"
@@ -1334,6 +1335,44 @@ TEST_F(JobQueueRedis, AQueueOfTheOldLayoutIsUpgradedWhenOpenedKeepingItsOrder) {
   resubmit.name = "old-3";
   resubmit.idempotency_key = "legacy-key";
   EXPECT_EQ(queue_->Enqueue(resubmit)->id, "3") << "the legacy key is still held";
+}
+
+// docs/queue.md: the upgrade converts 10 000 entries per script call, so that Redis is never
+// blocked for long, and several processes opening the queue at once share the work.
+TEST_F(JobQueueRedis, AnUpgradeOfManyJobsIsSharedByQueuesOpenedAtOnceInBoundedCalls) {
+  constexpr int kJobs = 25'000;  // three steps of 10 000
+  // Old-layout jobs 1..kJobs, priorities 1, 0, -1 in turn, written in one call.
+  Redis({"EVAL",
+         "for i = 1, tonumber(ARGV[1]) do\n"
+         "  local p = (i % 3) - 1\n"
+         "  redis.call('HSET', KEYS[1] .. 'job:' .. i, 'name', 'old', 'payload', '{}',\n"
+         "             'priority', p, 'max_attempts', 3, 'lease_ms', 30000, 'timeout_ms', 0,\n"
+         "             'created_ms', 1, 'state', 'waiting')\n"
+         "  redis.call('ZADD', KEYS[1] .. 'waiting', (p + 1000) * 4398046511104 + i, i)\n"
+         "end\n"
+         "redis.call('SET', KEYS[1] .. 'seq', ARGV[1])\n",
+         "1", Key(""), std::to_string(kJobs)});
+  Redis({"CONFIG", "RESETSTAT"});
+  StatusOr<std::unique_ptr<JobQueue>> a = Status::Internal("not opened");
+  StatusOr<std::unique_ptr<JobQueue>> b = Status::Internal("not opened");
+  std::thread other([&] { b = OpenJobQueue(server_->url(), "q"); });
+  a = OpenJobQueue(server_->url(), "q");
+  other.join();
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(Redis({"ZCARD", Key("waiting")}).integer, kJobs);
+  EXPECT_EQ(Redis({"EXISTS", Key("waiting:migrating")}).integer, 0);
+  // At least three converting calls and each opener's last one; a single call for all would
+  // make three at most.
+  std::string stats = Redis({"INFO", "commandstats"}).str;
+  size_t at = stats.find("cmdstat_evalsha:calls=");
+  ASSERT_NE(at, std::string::npos) << stats;
+  EXPECT_GE(std::stoi(stats.substr(at + 22)), 5) << stats;
+  ClaimResult r = (*a)->ClaimBatch(4, 0).value();
+  std::vector<std::string> order;
+  for (const auto& j : r.jobs) order.push_back(j.id);
+  // Priority -1 is every third job from 3, in id order.
+  EXPECT_EQ(order, (std::vector<std::string>{"3", "6", "9", "12"}));
 }
 
 TEST_F(JobQueueRedis, OpeningAQueueOfTheCurrentLayoutWritesNothing) {

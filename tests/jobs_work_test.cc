@@ -378,5 +378,83 @@ TEST_F(JobsWork, AFailedAttemptIsRetriedAfterABackoffThatDoublesEachTime) {
   EXPECT_EQ(job.attempts, 3);
   EXPECT_EQ(job.stalls, 0);
 }
+// Ctrl-C in the terminal is SIGINT: the same drain as SIGTERM.
+TEST_F(JobsWork, CtrlCLetsTheRunningJobFinishAndExits0) {
+  std::string handlers = WriteHandlers("handlers:\n" + Recorded("slow"));
+  std::string slow = Submit("slow");
+  auto worker = StartWorker({"--concurrency", "2", "--max-rss", "0", "--handlers", handlers});
+  ASSERT_TRUE(Eventually([&] { return Runs().Started(slow); }, kSlack)) << worker->Stderr();
+  ASSERT_TRUE(worker->Signal(SIGINT));
+  ASSERT_TRUE(worker->WaitForOutput("draining (", kSlack)) << worker->Stderr();
+  EXPECT_TRUE(worker->Running());
+  ReleaseJobs();
+  EXPECT_EQ(worker->Wait(kSlack), kExitOk) << worker->Stderr();
+  EXPECT_EQ(Get(slow).state, JobState::kCompleted);
+  EXPECT_EQ(Runs().EachRanOnce({slow}), "");
+}
+
+// A worker has no retry limit: it rides out a Redis that is down when it starts and one
+// that goes away under it, and works again once Redis is back — it never exits over Redis
+// (so a supervisor never counts an outage as crashes). Waits on purpose: the outage must
+// outlast several of the worker's reconnect attempts (100 ms doubling).
+TEST_F(JobsWork, ItRidesOutRedisBeingDownAtStartAndGoingAwayAndNeverExitsOverIt) {
+  const std::string url = ParseRedisUrl(redis_->url())->Redacted();
+  redis_->Kill();
+  auto worker = StartWorker({"--concurrency", "1", "--max-rss", "0"});
+  ASSERT_TRUE(worker->WaitForOutput("cannot reach Redis at " + url + ": ", kSlack))
+      << worker->Stderr();
+  const auto outage = 1s;
+  auto until = std::chrono::steady_clock::now() + outage;
+  ASSERT_TRUE(Eventually([&] { return std::chrono::steady_clock::now() >= until; },
+                         outage + kSlack));
+  EXPECT_TRUE(worker->Running()) << worker->Stderr();
+  ASSERT_TRUE(redis_->Restart().ok());
+  ASSERT_TRUE(queue_->connection().Reconnect().ok());
+  ASSERT_TRUE(worker->WaitForOutput("Redis at " + url + " is back", 5s + kSlack))
+      << worker->Stderr();
+  std::string first = Submit("noop");
+  ASSERT_TRUE(Reaches(first, JobState::kCompleted, kSlack)) << worker->Stderr();
+
+  // Now under it: the worker notices at its next heartbeat (every second).
+  redis_->Kill();
+  ASSERT_TRUE(worker->WaitForOutput("lost Redis at " + url, 1s + kSlack)) << worker->Stderr();
+  until = std::chrono::steady_clock::now() + outage;
+  ASSERT_TRUE(Eventually([&] { return std::chrono::steady_clock::now() >= until; },
+                         outage + kSlack));
+  EXPECT_TRUE(worker->Running()) << worker->Stderr();
+  ASSERT_TRUE(redis_->Restart().ok());
+  ASSERT_TRUE(queue_->connection().Reconnect().ok());
+  std::string second = Submit("noop");
+  ASSERT_TRUE(Reaches(second, JobState::kCompleted, 5s + kSlack)) << worker->Stderr();
+  ASSERT_TRUE(worker->Signal(SIGTERM));
+  EXPECT_EQ(worker->Wait(kSlack), kExitOk) << worker->Stderr();
+}
+// docs/queue.md: a handler's lease and max attempts replace the job's; its timeout applies
+// to jobs that set none — a job's own timeout wins (docs/lanes.md).
+TEST_F(JobsWork, AHandlersLeaseAndMaxAttemptsReplaceTheJobsButAJobsOwnTimeoutWins) {
+  std::string handlers = WriteHandlers("handlers:\n" + Recorded("hold") +
+                                       "    lease: 1m\n"
+                                       "  flaky:\n    command: ['false']\n    maxAttempts: 1\n"
+                                       "  nap:\n    command: [sleep, '30']\n    timeout: 1m\n");
+  std::string hold = Submit("hold", "{}", 3, Millis(6'000));
+  std::string flaky = Submit("flaky", "{}", 3);
+  JobSpec nap;
+  nap.name = "nap";
+  nap.max_attempts = 1;
+  nap.timeout = Millis(300);
+  auto napped = queue_->Enqueue(nap);
+  ASSERT_TRUE(napped.ok());
+  auto worker = StartWorker({"--concurrency", "3", "--max-rss", "0", "--handlers", handlers});
+  ASSERT_TRUE(Reaches(flaky, JobState::kDead, kSlack)) << worker->Stderr();
+  EXPECT_EQ(Get(flaky).attempts, 1);
+  ASSERT_TRUE(Reaches(napped->id, JobState::kDead, kSlack)) << worker->Stderr();
+  EXPECT_EQ(Get(napped->id).error, "timed out after 300ms");
+  // The first renewal (a third into the job's 6 s lease) reaches a minute ahead.
+  ASSERT_TRUE(Eventually([&] { return Get(hold).deadline_ms - NowUnixMillis() > 30'000; },
+                         2s + kSlack))
+      << worker->Stderr();
+  ReleaseJobs();
+  ASSERT_TRUE(Reaches(hold, JobState::kCompleted, kSlack)) << worker->Stderr();
+}
 }  // namespace
 }  // namespace lk

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -46,6 +47,7 @@ struct HttpAnswer {
   int code = 0;
   std::string content_type;
   std::string allow;
+  std::string cache_control;
   std::string body;
 };
 
@@ -59,6 +61,7 @@ HttpAnswer Http(const std::string& base, const std::string& path,
   a.code = r.status_code();
   a.content_type = r.headers().content_type();
   if (r.headers().has("Allow")) a.allow = r.headers()["Allow"];
+  if (r.headers().has("Cache-Control")) a.cache_control = r.headers()["Cache-Control"];
   a.body = r.extract_utf8string(true).get();
   return a;
 }
@@ -774,6 +777,97 @@ TEST_F(StatusServerTest, DoctorWithControllerNamesTheLaneThatIsNotReady) {
             "controller: warn  controller at " + base_ +
                 " is not ready: first reconcile not done; run doctor again in a few seconds, "
                 "and if it persists see the controller's log");
+}
+
+// Caches and proxies must never serve an old state as the current one.
+TEST_F(StatusServerTest, EveryAnswerSaysCacheControlNoStore) {
+  store_.Set(Snapshot(/*ready=*/false));
+  StartServer();
+  struct Case {
+    std::string path, method;
+    int code;
+  };
+  for (const Case& c : std::vector<Case>{{"/healthz", "GET", 200},
+                                         {"/readyz", "GET", 503},
+                                         {"/status", "GET", 200},
+                                         {"/doctor", "GET", 200},
+                                         {"/metrics", "GET", 200},
+                                         {"/", "GET", 200},
+                                         {"/statuz", "GET", 404},
+                                         {"/status", "POST", 405}}) {
+    HttpAnswer a = Http(base_, c.path, c.method);
+    EXPECT_EQ(a.code, c.code) << c.method << " " << c.path;
+    EXPECT_EQ(a.cache_control, "no-store") << c.method << " " << c.path;
+  }
+  store_.Set(Snapshot(/*ready=*/true));
+  HttpAnswer ready = Http(base_, "/readyz");
+  EXPECT_EQ(ready.code, 200);
+  EXPECT_EQ(ready.cache_control, "no-store");
+}
+
+TEST_F(StatusServerTest, DoctorWithControllerNamesAnInvalidEditAndTheSpecsThatDoNotRun) {
+  StartSupervisor();
+  ControllerSnapshot snap = Snapshot();
+  SpecError first{snap.lanes[0].source, 7, 5, "spec.supervisor.maxRSS",
+                  "bad size '2GB': expected megabytes like 2048, 2048Mi or 2Gi"};
+  SpecError second{snap.lanes[0].source, 9, 3, "spec.frobnicate",
+                   "unknown field 'frobnicate' (expected queue, redis, autopilot, supervisor or "
+                   "handlers)"};
+  snap.lanes[0].spec_errors = {first, second};
+  SpecError broken{dir_ + "/specs/broken.yaml", 3, 1, "", "invalid YAML: end of sequence flow "
+                                                          "not found"};
+  SpecError twice{dir_ + "/specs/copy.yaml", 3, 17, "metadata.name",
+                  "lane 'knowledge' is already defined at " + snap.lanes[0].source + ":3:17"};
+  snap.errors = {broken, twice};
+  store_.Set(snap);
+  StartServer();
+  WaitForWorker();
+  CommandResult r = Doctor({"--controller", base_});
+  std::vector<std::string> lines;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("controller: ")) lines.push_back(line);
+  }
+  EXPECT_EQ(lines, (std::vector<std::string>{
+                       "controller: warn  controller at " + base_ +
+                           ": lane knowledge runs, but its spec is invalid: InvalidSpec: " +
+                           first.ToString() +
+                           " (+1 more); the last good spec (generation 2) keeps running",
+                       "controller: warn  controller at " + base_ +
+                           ": 2 spec error(s) keep lanes from running: " + broken.ToString() +
+                           " (+1 more); see `lanekeeper validate -f DIR`"}))
+      << r.out;
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+}
+
+// docs/controller.md: `get` adds READY and OWNER from the controller, and -o json|yaml the
+// controller's status of each lane.
+TEST_F(StatusServerTest, GetShowsWhatTheControllerSaysOfEachLane) {
+  StartSupervisor();
+  store_.Set(Snapshot());
+  StartServer();
+  WaitForWorker();
+  std::filesystem::create_directories(dir_ + "/specs");
+  std::ofstream(dir_ + "/specs/knowledge.yaml")
+      << "apiVersion: lanekeeper.dev/v1alpha1\nkind: Lane\nmetadata: {name: knowledge}\n"
+         "spec:\n  queue: " << queue_name_ << "\n";
+  auto table = testing::RunLanekeeper({"--redis", redis_->url(), "get", "--specs", dir_ + "/specs",
+                                       "--controller", base_});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  auto owner = Owner();
+  ASSERT_TRUE(owner);
+  EXPECT_TRUE(std::regex_search(table.out, std::regex("\\bknowledge .* True +" + owner->holder +
+                                                     " \\(epoch " +
+                                                     std::to_string(owner->epoch) + "\\)\n")))
+      << table.out;
+  EXPECT_EQ(table.out.find(kPassword), std::string::npos) << table.out;
+  auto got = testing::RunLanekeeper({"--redis", redis_->url(), "get", "knowledge", "-o", "json",
+                                     "--specs", dir_ + "/specs", "--controller", base_});
+  ASSERT_EQ(got.exit_code, 0) << got.err;
+  json lane = json::parse(got.out);
+  EXPECT_EQ(lane["status"]["ready"], true) << got.out;
+  EXPECT_EQ(Condition(lane["status"], "Ready")["reason"], "RolesRunning");
+  EXPECT_FALSE(lane["status"].contains("name"));
 }
 
 TEST_F(StatusServerTest, DoctorWithControllerFailsWhenNothingListens) {

@@ -14,7 +14,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <regex>
+#include <sstream>
 
+#include "controller/owner/owner_lease.h"
 #include "tests/support/child_process.h"
 #include "tests/support/proc_scan.h"
 #include "tests/support/queue_records.h"
@@ -296,6 +299,20 @@ TEST_F(SupervisorTest, ACrashLoopBacksOffLongerEachTimeAndOnceDegradedWaitsPastT
   // The third crash is past --max-crashes: degraded, and the next start waits the maximum
   // backoff (60 s) instead of the next step (4 s x1.1). Let that step pass.
   ASSERT_EQ(Events("worker_exited").size(), 3u);
+  // docs/production.md's details: crash {code, detail, backoff_ms, consecutive}, degraded
+  // {crashes, max_crashes}.
+  auto crashes = Events("crash");
+  ASSERT_EQ(crashes.size(), 3u);
+  for (size_t i = 0; i < crashes.size(); ++i) {
+    EXPECT_EQ(crashes[i].fields["code"], "2");
+    EXPECT_FALSE(crashes[i].fields["detail"].empty());
+    EXPECT_EQ(crashes[i].fields["consecutive"], std::to_string(i + 1));
+    EXPECT_GT(std::stoll(crashes[i].fields["backoff_ms"]), 0);
+  }
+  auto degraded = Events("degraded");
+  ASSERT_EQ(degraded.size(), 1u);
+  EXPECT_EQ(degraded[0].fields["crashes"], "3");
+  EXPECT_EQ(degraded[0].fields["max_crashes"], "2");
   const int64_t third_exit = Events("worker_exited")[2].ts_ms;
   const int64_t next_step = 4400 + tick + slack;
   ASSERT_TRUE(Eventually([&] { return NowUnixMillis() - third_exit >= next_step; },
@@ -400,6 +417,212 @@ TEST_F(SupervisorTest, AWedgedWorkerIsDrainedAndRestartedWithoutCountingACrash) 
   auto exits = Events("worker_exited");
   ASSERT_EQ(exits.size(), 1u);
   EXPECT_EQ(exits[0].fields["reason"], "wedged");
+  ExpectOneWorkerAtATime(OneAtATime::kStrict);
+}
+
+// Someone else takes the queue while the supervisor's worker runs a job (as after a long
+// pause of the supervisor): at its next renewal the supervisor sees its epoch moved on,
+// drains the worker (the running job finishes, once) and waits as standby; once the other
+// owner lets go, it takes the queue back under a new epoch.
+TEST_F(SupervisorTest, ALostLeaseDrainsTheWorkerAndTheSupervisorWaitsAsStandbyThenTakesOver) {
+  auto& sup = StartSupervisor();
+  ASSERT_TRUE(Eventually([&] { return Events("worker_started").size() == 1; }, kSlack))
+      << sup.Stderr();
+  pid_t worker = std::stoi(Events("worker_started")[0].fields["worker_pid"]);
+  const int64_t first_epoch = Owner()->epoch;
+  std::string id = Submit("slow");
+  ASSERT_TRUE(Eventually([&] { return Runs().Started(id); }, kSlack)) << sup.Stderr();
+
+  ASSERT_TRUE(queue_->connection().Command({"DEL", JobQueue::KeyPrefix(queue_name_) + "owner"}).ok());
+  OwnerLease other(queue_->connection(), queue_name_, OwnerRole::kSupervisor, "elsewhere:1", 1, 0,
+                   Millis(60'000));
+  auto taken = other.TryAcquire();
+  ASSERT_TRUE(taken.ok() && taken->acquired);
+
+  // At its next renewal (every kLeaseRenew) it notices, and drains.
+  ASSERT_TRUE(Eventually([&] { return !Events("lease_lost").empty(); }, kLeaseRenew + kSlack))
+      << sup.Stderr();
+  auto lost = Events("lease_lost");
+  ASSERT_EQ(lost.size(), 1u);
+  EXPECT_EQ(lost[0].role, "supervisor");
+  EXPECT_EQ(lost[0].fields["epoch"], std::to_string(first_epoch));
+  // Draining: the job it was running goes on, and no second worker starts.
+  EXPECT_TRUE(testing::ProcessAlive(worker));
+  EXPECT_FALSE(Runs().Ended(id));
+  ReleaseJobs();
+  ASSERT_TRUE(Eventually([&] { return !testing::ProcessAlive(worker); }, kSlack)) << sup.Stderr();
+  // Its worker gone, it looks at the lease again: someone else's, so it waits.
+  ASSERT_TRUE(Eventually([&] { return !Events("standby").empty(); }, kSlack)) << sup.Stderr();
+  auto standby = Events("standby");
+  EXPECT_EQ(standby.back().fields["owner"], "elsewhere:1");
+  EXPECT_EQ(standby.back().fields["owner_role"], "supervisor");
+  EXPECT_EQ(standby.back().fields["owner_epoch"], std::to_string(other.epoch()));
+  ASSERT_TRUE(WaitCompleted(id, kSlack));
+  EXPECT_EQ(records_->Get(id).attempts, 1);
+  EXPECT_EQ(Runs().EachRanOnce({id}), "");
+  auto exits = Events("worker_exited");
+  ASSERT_EQ(exits.size(), 1u);
+  // Whichever saw it first: the worker at its next claim (fenced), or the supervisor at its
+  // next renewal (it drains the worker).
+  EXPECT_TRUE(exits[0].fields["reason"] == "lease lost" || exits[0].fields["reason"] == "fenced")
+      << exits[0].fields["reason"];
+  EXPECT_EQ(Events("worker_started").size(), 1u);
+  EXPECT_TRUE(Events("crash").empty());
+  ASSERT_TRUE(Eventually([&] {
+    auto live = records_->Supervisors();
+    return live.size() == 1 && live[0].state == "standby" &&
+           live[0].worker_restarts["lease_lost"] == 1;
+  }, kSlack));
+
+  // The other owner lets go: the supervisor takes the queue back, under a new epoch.
+  ASSERT_TRUE(other.Release().ok());
+  ASSERT_TRUE(Eventually([&] { return Events("worker_started").size() == 2; },
+                         kStandbyPoll + kSlack))
+      << sup.Stderr();
+  EXPECT_EQ(Events("lease_acquired").size(), 2u);
+  EXPECT_EQ(Events("worker_started")[1].fields["epoch"], std::to_string(other.epoch() + 1));
+  // Every event carries its type, role, holder and time (docs/production.md).
+  for (const auto& e : records_->Events()) {
+    EXPECT_EQ(e.role, "supervisor") << e.type;
+    EXPECT_EQ(e.holder, Owner()->holder) << e.type;
+    EXPECT_GT(e.ts_ms, 0) << e.type;
+  }
+  ExpectOneWorkerAtATime(OneAtATime::kStrict);
+}
+
+// Each breach drains and restarts the worker (not a crash); the fourth within 10 minutes is
+// a restart loop, which the supervisor records and doctor warns about.
+TEST_F(SupervisorTest, MoreThanThreeRssRestartsWithinTenMinutesAreARestartLoopDoctorWarnsAbout) {
+  // spike: recorded, holds 300 MB for a second (four RSS samples), then finishes.
+  std::ofstream(dir_ / "handlers.yaml")
+      << "handlers:\n  spike:\n    command: [" << testing::TestHelperBinary("recorded_job")
+      << ", " << Runs().path() << ", --rss-mb, '300', --ms, '1000']\n";
+  auto& sup = StartSupervisor({{"--max-rss", "256"}, {"--concurrency", "1"}});
+  ASSERT_TRUE(Eventually([&] { return Events("worker_started").size() == 1; }, kSlack))
+      << sup.Stderr();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(Submit("spike"));
+  for (const auto& id : ids) ASSERT_TRUE(WaitCompleted(id, 4 * kSlack)) << sup.Stderr();
+  ASSERT_TRUE(Eventually([&] { return !Events("rss_restart_loop").empty(); }, kSlack))
+      << sup.Stderr();
+  auto restarts = Events("rss_restart");
+  EXPECT_GE(restarts.size(), 4u);
+  for (auto& e : restarts) {
+    EXPECT_EQ(e.fields["max_rss_mb"], "256");
+    // The supervisor's sample names the worker and its size; the worker that saw it first
+    // and exited 12 itself says so.
+    EXPECT_TRUE(e.fields.count("worker_pid") ? std::stoi(e.fields["rss_mb"]) > 256
+                                             : e.fields["by"] == "worker")
+        << testing::DescribeEvents(records_->Events());
+  }
+  auto loop = Events("rss_restart_loop");
+  ASSERT_EQ(loop.size(), 1u) << testing::DescribeEvents(records_->Events());
+  EXPECT_EQ(loop[0].fields["restarts"], "4");
+  EXPECT_EQ(loop[0].fields["window"], "10m");
+  EXPECT_TRUE(Events("crash").empty());
+  for (auto& e : Events("worker_exited")) EXPECT_EQ(e.fields["reason"], "max_rss");
+  EXPECT_EQ(Runs().EachRanOnce(ids), "");
+  ExpectOneWorkerAtATime(OneAtATime::kStrict);
+
+  auto doctor = testing::RunLanekeeper({"doctor", "--redis", server_->url(), "--queue",
+                                        queue_name_}, {}, 30s);
+  std::string line;
+  std::istringstream out(doctor.out);
+  for (std::string l; std::getline(out, l);) {
+    if (l.starts_with("supervisor: ")) line = l;
+  }
+  EXPECT_TRUE(std::regex_match(
+      line, std::regex("supervisor: warn  running=true pid=" + std::to_string(sup.pid()) +
+                       " crashes_24h=0 rss_restarts_24h=\\d+: the worker passed --max-rss more "
+                       "than 3 times within 10m \\(rss_restart_loop\\); raise --max-rss or find "
+                       "what grows")))
+      << doctor.out;
+}
+
+// Waits on purpose at the end: that a fourth wedge is not restarted can only be seen by
+// letting the checks that would restart it pass.
+TEST_F(SupervisorTest, AWedgedQueueIsRestartedAtMostThreeTimesWithinThirtyMinutes) {
+  constexpr Millis kWedgeTime{1000}, kCheckEvery{200};
+  auto& sup = StartSupervisor({{"--wedge-time", "1s"}, {"--wedge-check-every", "200ms"},
+                               {"--drain-timeout", "1s"}});
+  std::vector<std::string> waiting;
+  for (size_t round = 1; round <= 4; ++round) {
+    ASSERT_TRUE(Eventually([&] { return Events("worker_started").size() == round; }, kSlack))
+        << sup.Stderr();
+    pid_t worker = std::stoi(Events("worker_started")[round - 1].fields["worker_pid"]);
+    // Alive but claiming nothing, with work waiting: the wedge. The job is submitted only
+    // once the worker is stopped, so that it cannot run.
+    ASSERT_TRUE(testing::SignalProcess(worker, SIGSTOP));
+    waiting.push_back(Submit("whoami"));
+    if (round == 4) break;
+    ASSERT_TRUE(Eventually([&] { return Events("wedge_restart").size() == round; },
+                           kWedgeTime + 4 * kCheckEvery + kSlack))
+        << sup.Stderr();
+    auto e = Events("wedge_restart").back();
+    EXPECT_EQ(e.fields["worker_pid"], std::to_string(worker));
+    EXPECT_EQ(e.fields["waiting"], "1");
+    // Cancelled before the next worker starts (the stopped one is killed after its 1 s
+    // drain), so that the next worker finds nothing to run either.
+    ASSERT_TRUE(queue_->Cancel(waiting.back()).ok());
+  }
+  // The fourth wedge: its checks pass, and it is not restarted.
+  const auto until = std::chrono::steady_clock::now() + kWedgeTime + 8 * kCheckEvery;
+  ASSERT_TRUE(Eventually([&] { return std::chrono::steady_clock::now() >= until; },
+                         kWedgeTime + 8 * kCheckEvery + kSlack));
+  EXPECT_EQ(Events("wedge_restart").size(), 3u) << testing::DescribeEvents(records_->Events());
+  EXPECT_EQ(Events("worker_started").size(), 4u);
+  EXPECT_TRUE(Events("crash").empty());
+  for (auto& e : Events("worker_exited")) EXPECT_EQ(e.fields["reason"], "wedged");
+  EXPECT_TRUE(sup.Running());
+  ExpectOneWorkerAtATime(OneAtATime::kStrict);
+  // Nobody restarts anything now, and doctor says the queue is wedged.
+  auto doctor = testing::RunLanekeeper({"doctor", "--redis", server_->url(), "--queue",
+                                        queue_name_, "--wedge-time", "1s"}, {}, 30s);
+  EXPECT_NE(doctor.out.find("wedged_queue: fail  queue " + queue_name_ + " is wedged: 1 job "
+                            "waiting, none active, nothing finished for "),
+            std::string::npos)
+      << doctor.out;
+  std::vector<pid_t> stopped = Workers();
+  for (pid_t p : stopped) testing::SignalProcess(p, SIGCONT);
+}
+
+// A supervisor started before its Redis waits for it instead of exiting (systemd would
+// otherwise restart it in a loop at boot), and one stopped meanwhile exits 0. Waits on
+// purpose: the outage must outlast several of its attempts (100 ms doubling).
+TEST_F(SupervisorTest, ItWaitsForRedisAtStartAndTakesTheQueueOnceRedisAnswers) {
+  server_->Kill();
+  const auto outage_until = std::chrono::steady_clock::now() + 1500ms;
+  auto& sup = StartSupervisor();
+  auto& stopped = StartSupervisor();
+  ASSERT_TRUE(sup.WaitForOutput("cannot connect to Redis at " +
+                                    ParseRedisUrl(server_->url())->Redacted() + ": ",
+                                kSlack))
+      << sup.Stderr();
+  ASSERT_TRUE(stopped.WaitForOutput("; retrying", kSlack)) << stopped.Stderr();
+  EXPECT_TRUE(sup.Running());
+  ASSERT_TRUE(stopped.Signal(SIGTERM));
+  EXPECT_EQ(stopped.Wait(kSlack), 0) << stopped.Stderr();
+  ASSERT_TRUE(Eventually([&] { return std::chrono::steady_clock::now() >= outage_until; },
+                         1500ms + kSlack));
+  EXPECT_TRUE(sup.Running()) << sup.Stderr();
+
+  ASSERT_TRUE(server_->Restart().ok());
+  ASSERT_TRUE(queue_->connection().Reconnect().ok());
+  // Its retries back off to at most 5 s.
+  ASSERT_TRUE(Eventually([&] { return Events("worker_started").size() == 1; }, 5s + kSlack))
+      << sup.Stderr();
+  EXPECT_NE(sup.Stderr().find("Redis at " + ParseRedisUrl(server_->url())->Redacted() +
+                              " is back"),
+            std::string::npos)
+      << sup.Stderr();
+  EXPECT_TRUE(Owner()->holder.ends_with(":" + std::to_string(sup.pid())));
+  auto started = Events("started");
+  ASSERT_EQ(started.size(), 1u);
+  EXPECT_EQ(started[0].fields["pid"], std::to_string(sup.pid()));
+  EXPECT_EQ(started[0].fields["concurrency"], "2");
+  EXPECT_EQ(started[0].fields["max_rss_mb"], "0");
+  std::string id = Submit("whoami");
+  ASSERT_TRUE(WaitCompleted(id, kSlack)) << sup.Stderr();
   ExpectOneWorkerAtATime(OneAtATime::kStrict);
 }
 

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <regex>
 
+#include "controller/install/private_redis.h"
 #include "tests/support/child_process.h"
 #include "tests/support/loopback_port.h"
 #include "tests/support/proc_scan.h"
@@ -156,14 +157,51 @@ class UpTest : public ::testing::Test {
 };
 
 TEST_F(UpTest, QuickStartRunsAJobAndCtrlCLeavesNothingRunning) {
+  // What an earlier `up` (or an `apply` during it) left in STATE/specs goes first.
+  fs::create_directories(state_ + "/specs");
+  std::ofstream(state_ + "/specs/stray.yaml") << "apiVersion: lanekeeper.dev/v1alpha1\n"
+                                                 "kind: Lane\nmetadata: {name: stray}\nspec: {}\n";
   ChildProcess& up = StartUp();
-  EXPECT_NE(up.Stdout().find("submit a job: " + testing::LanekeeperBinary() + " --redis " +
-                             SocketUrl() + " --queue quickstart jobs submit hello\n"),
-            std::string::npos)
-      << up.Stdout();
   pid_t redis_pid = RedisPid(up);
   ASSERT_GT(redis_pid, 0) << up.Stdout();
+  // Where everything is and what to run next, as README.md shows it.
+  const std::string me = testing::LanekeeperBinary();
+  const std::string status = "http://127.0.0.1:" + std::to_string(port_);
+  EXPECT_EQ(up.Stdout(),
+            "lanekeeper up: 1 lane(s) from " + kQuickstart + ", state in " + state_ + "\n" +
+                "lane/quickstart: queue quickstart on " + SocketUrl() + "\n" +
+                "redis: private redis-server pid " + std::to_string(redis_pid) +
+                ", append-only file in " + state_ + "/redis/appendonlydir\n" +
+                "dashboard: " + status + "/\n" +
+                "submit a job: " + me + " --redis " + SocketUrl() +
+                " --queue quickstart jobs submit hello\n" +
+                "list the lanes: " + me + " --redis " + SocketUrl() + " get --specs " + state_ +
+                "/specs --controller " + status + "\n" +
+                "change them: " + me + " --redis " + SocketUrl() + " apply -f FILE --specs " +
+                state_ + "/specs\n" +
+                "Ctrl-C stops everything.\n");
+  EXPECT_EQ(testing::RunLanekeeper({"validate", "-f", state_ + "/specs"}, kNoRedisEnv).out,
+            "1 lane(s) valid: quickstart (queue quickstart on redis://127.0.0.1:6379/0 (default))\n");
+  EXPECT_TRUE(fs::exists(state_ + "/up.pid"));
+  // The private Redis: the socket alone (no TCP), for this user only, an append-only file
+  // synced every second and no RDB snapshots, everything in STATE/redis (mode 700).
+  auto ep = ParseRedisUrl(SocketUrl());
+  auto conn = RedisConnection::Connect(*ep, 2s);
+  ASSERT_TRUE(conn.ok()) << conn.status().message();
+  auto config = [&](const std::string& key) {
+    auto r = (*conn)->Command({"CONFIG", "GET", key});
+    return r.ok() && r->elements.size() == 2 ? r->elements[1].str : "?";
+  };
+  EXPECT_EQ(config("port"), "0");
+  EXPECT_EQ(config("unixsocketperm"), "700");
+  EXPECT_EQ(config("appendonly"), "yes");
+  EXPECT_EQ(config("appendfsync"), "everysec");
+  EXPECT_EQ(config("save"), "");
+  EXPECT_EQ(config("dir"), state_ + "/redis");
+  EXPECT_EQ(fs::status(state_ + "/redis").permissions() & fs::perms::all, fs::perms::owner_all);
   ASSERT_TRUE(Eventually([&] { return GetStatus("/readyz") == 200; }, 30s)) << up.Stderr();
+  EXPECT_FALSE(fs::exists(state_ + "/specs/stray.yaml"));
+  EXPECT_TRUE(fs::exists(state_ + "/specs/quickstart.yaml"));
 
   std::string id = SubmitHello("\"world\"");
   ASSERT_TRUE(Eventually([&] { return Completed(id); }, 30s)) << up.Stderr();
@@ -323,5 +361,121 @@ TEST_F(UpTest, WithRedisGivenTheLanesUseItAndNoPrivateRedisStarts) {
   EXPECT_EQ(ProcessesUsing(state_), std::vector<pid_t>{});
 }
 
+// --- the private Redis: what `up` says when it cannot have one ---
+
+// A directory of programs for PATH: scripts named as the tools `up` looks for.
+class FakeBin {
+ public:
+  explicit FakeBin(testing::TempDir& dir) : path_(dir / "bin") { fs::create_directories(path_); }
+  void Add(const std::string& name, const std::string& script) {
+    std::string file = path_ + "/" + name;
+    std::ofstream(file) << "#!/bin/sh\n" << script;
+    fs::permissions(file, fs::perms::owner_all);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+TEST_F(UpTest, WithoutRedisServerInPathItNamesThePackageExitsOneAndLeavesNothing) {
+  FakeBin empty(temp_);
+  auto r = RunLanekeeper(UpArgs(kQuickstart, port_), {"LANEKEEPER_REDIS_URL=", "PATH=" + empty.path()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "lanekeeper: up: private Redis: redis-server is not installed (not found in "
+                   "PATH): install the Debian package redis-server (apt-get install "
+                   "redis-server)\nlanekeeper: up: or run the lanes on a Redis of yours: "
+                   "lanekeeper --redis URL up -f FILE\n");
+  EXPECT_FALSE(fs::exists(state_ + "/up.pid"));
+  EXPECT_EQ(ProcessesUsing(state_), std::vector<pid_t>{});
+}
+
+TEST_F(UpTest, ARedisServerThatExitsAtStartIsReportedWithTheEndOfItsLog) {
+  FakeBin bin(temp_);
+  bin.Add("redis-server",
+          "while [ $# -gt 0 ]; do\n"
+          "  [ \"$1\" = --logfile ] && echo 'Fatal error, cannot open the append-only file' >> \"$2\"\n"
+          "  shift\n"
+          "done\n"
+          "exit 1\n");
+  auto r = RunLanekeeper(UpArgs(kQuickstart, port_),
+                         {"LANEKEEPER_REDIS_URL=", "PATH=" + bin.path() + ":/usr/bin:/bin"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("lanekeeper: up: private Redis: redis-server exited with code 1 before it "
+                       "answered on " + state_ + "/redis/redis.sock; its log (" + state_ +
+                       "/redis/redis.log):\n  Fatal error, cannot open the append-only file\n"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(state_ + "/up.pid"));
+  EXPECT_EQ(ProcessesUsing(state_), std::vector<pid_t>{});
+}
+
+// The 20 s start bound, proven with a short one: a redis-server that never answers is given
+// up on at the bound, with its log, and nothing of it is left running.
+TEST(PrivateRedis, ARedisServerThatNeverAnswersIsGivenUpAtTheStartBoundAndStopped) {
+  EXPECT_EQ(PrivateRedisOptions{}.start_timeout, Millis(20'000));
+  testing::TempDir dir("private-redis");
+  ASSERT_TRUE(dir.ok());
+  FakeBin bin(dir);
+  bin.Add("redis-server", "echo 'Loading the append-only file' >> " + dir.path() +
+                              "/redis/redis.log\nwhile :; do sleep 0.05; done\n");
+  PrivateRedisOptions o;
+  o.dir = dir / "redis";
+  o.binary = bin.path() + "/redis-server";
+  o.start_timeout = Millis(500);
+  auto begin = std::chrono::steady_clock::now();
+  auto redis = PrivateRedis::Start(o);
+  auto took = std::chrono::steady_clock::now() - begin;
+  ASSERT_FALSE(redis.ok());
+  EXPECT_TRUE(redis.status().IsUnavailable());
+  EXPECT_EQ(redis.status().message(),
+            "redis-server did not answer PING on " + o.dir + "/redis.sock within 500ms; its log (" +
+                o.dir + "/redis.log):\n  Loading the append-only file");
+  EXPECT_GE(took, 500ms);
+  EXPECT_LT(took, 500ms + 10s);  // stopped: SIGTERM, which a shell obeys
+  EXPECT_EQ(ProcessesUsing(bin.path()), std::vector<pid_t>{});
+}
+
+TEST_F(UpTest, ADirectoryIsRefusedAsTheFile) {
+  auto r = RunLanekeeper(UpArgs(dir_, port_), kNoRedisEnv);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, dir_ + ": is a directory: up runs the lanes of one file (separate them with "
+                          "---)\nlanekeeper: up: nothing started\n");
+  EXPECT_FALSE(fs::exists(state_));
+}
+
+// A unix socket path is at most 107 bytes (sun_path holds 108 with its NUL).
+TEST_F(UpTest, AStateDirWhoseSocketPathIsOver107BytesIsRefusedSayingSo) {
+  std::string deep = dir_ + "/";
+  deep += std::string(108 - deep.size() - std::string("/redis/redis.sock").size(), 'd');
+  ASSERT_EQ((deep + "/redis/redis.sock").size(), 108u);
+  auto r = RunLanekeeper({"up", "-f", kQuickstart, "--state-dir", deep, "--status-addr",
+                          "127.0.0.1:" + std::to_string(port_)},
+                         kNoRedisEnv);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("lanekeeper: up: private Redis: the socket path " + deep +
+                       "/redis/redis.sock is 108 bytes, over the 107 a unix socket allows: choose "
+                       "a shorter state dir"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(deep + "/up.pid"));
+  EXPECT_EQ(ProcessesUsing(deep), std::vector<pid_t>{});
+}
+
+TEST(PrivateRedis, ASocketPathOfExactly107BytesWorks) {
+  testing::TempDir dir("private-redis");
+  ASSERT_TRUE(dir.ok());
+  std::string deep = dir.path() + "/";
+  deep += std::string(107 - deep.size() - std::string("/redis.sock").size(), 'd');
+  PrivateRedisOptions o;
+  o.dir = deep;
+  auto redis = PrivateRedis::Start(o);
+  ASSERT_TRUE(redis.ok()) << redis.status().message();
+  EXPECT_EQ((*redis)->url(), "unix://" + deep + "/redis.sock");
+  auto conn = RedisConnection::Connect(*ParseRedisUrl((*redis)->url()), 2s);
+  ASSERT_TRUE(conn.ok()) << conn.status().message();
+  EXPECT_EQ((*conn)->Command({"PING"})->str, "PONG");
+  EXPECT_TRUE((*redis)->Stop().ok());
+}
 }  // namespace
 }  // namespace lk

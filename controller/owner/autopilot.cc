@@ -44,7 +44,10 @@ class Autopilot {
       spdlog::error("--repo {}: {}", o_.repo, ec.message());
       return kExitUsage;
     }
+    // One spelling per directory: the slot's idempotency key holds the repo, so `--repo .`
+    // and `--repo /srv/kb` must name it alike ("/srv/kb/." normalizes to "/srv/kb/").
     payload_.repo = repo.lexically_normal().string();
+    while (payload_.repo.size() > 1 && payload_.repo.back() == '/') payload_.repo.pop_back();
     if (!std::filesystem::is_directory(payload_.repo, ec)) {
       // Not fatal: the worker that runs the cycle may see another filesystem; the job
       // reports the repo as missing there if it is.

@@ -73,6 +73,8 @@ int LeasedWorker::Run() {
     auto c = RedisConnection::Connect(*endpoint, leased_worker::kConnectTimeout);
     if (c.ok()) {
       conn = std::move(c).value();
+      // As the worker itself says it (job_runner.cc): one line for the outage, one for its end.
+      if (logged) spdlog::info("Redis at {} is back", endpoint->Redacted());
     } else if (!c.status().IsUnavailable()) {
       spdlog::error("{}", c.status().message());
       return kExitFailure;
