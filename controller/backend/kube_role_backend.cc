@@ -1,3 +1,7 @@
+// RoleBackend for Kubernetes, in one file on purpose (about 560 lines): it is the
+// interface's five calls (Observe, Ensure, Stop, QueueServed, Record/Forget) over one cache
+// of three informers (Deployments, Pods, ConfigMaps), and each call reads that cache as the
+// others write it. The objects themselves are built in kube_deployment.cc.
 #include "controller/backend/kube_role_backend.h"
 
 #include <spdlog/spdlog.h>

@@ -1,4 +1,4 @@
-// The Lane spec reader, in one file on purpose (about 600 lines): it reads one document
+// The Lane spec reader, in one file on purpose (about 650 lines): it reads one document
 // top to bottom (the value rules first, then one Parse function per section in the order a
 // spec lists them: redis, worker, autopilot, supervisor, metadata), and every error it
 // reports names the file, line and field through one YamlChecker. The limits at the top

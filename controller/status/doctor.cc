@@ -1,4 +1,4 @@
-// Doctor's checks, in one file on purpose (about 560 lines): they read one snapshot of the
+// Doctor's checks, in one file on purpose (about 600 lines): they read one snapshot of the
 // lane (ReadLane), speak with one voice, and refer to each other by name ("see the
 // supervisor check"), so they are read and changed side by side. Sections, in the order
 // the report lists them: redis, worker_owner, supervisor, queue_health, autopilot,

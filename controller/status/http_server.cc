@@ -1,3 +1,8 @@
+// The status server's HTTP/1.1 listener, in one file on purpose (about 600 lines): one poll
+// loop owns every connection, and its limits (header size, no bodies, header and idle
+// timeouts, the connection cap) are each a few lines of that loop's state machine; split,
+// they would have to share the connection struct and the loop's clock. Parsing a request
+// head is the one pure part, at the top.
 #include "controller/status/http_server.h"
 
 #include <fcntl.h>
