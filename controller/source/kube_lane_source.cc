@@ -138,6 +138,14 @@ SourcedLane KubeLaneSource::ReadLane(const Json& object,
   }
   LaneSpec spec = std::move(parsed.lanes.front());
   spec.namespace_name = out.key.ns;
+  if (!spec.redis_password_file.empty()) {
+    // A Lane object must not make the controller (or its pods) read a file of its choosing.
+    out.errors.push_back(KubeLaneError(
+        out.key, "spec.redis.passwordFile",
+        "is for lanes from files only: in a cluster put the Redis URL in a Secret and name "
+        "it in spec.redis.urlFrom.secretKeyRef (docs/kubernetes.md)"));
+    return out;
+  }
   if (!spec.redis_url.empty()) {
     auto ep = ParseRedisUrl(spec.redis_url);
     if (ep.ok() && !ep->password.empty()) {
