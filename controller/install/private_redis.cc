@@ -124,12 +124,15 @@ PrivateRedis::~PrivateRedis() { Stop(); }
 StatusOr<std::unique_ptr<PrivateRedis>> PrivateRedis::Start(const PrivateRedisOptions& options) {
   std::unique_ptr<PrivateRedis> redis(new PrivateRedis(options));
   const std::string& dir = options.dir;
-  constexpr size_t kMaxSocketPath = sizeof(sockaddr_un::sun_path) - 1;
+  // sun_path holds 107 bytes and a NUL, but hiredis 0.14 (Debian 12) copies the path with
+  // strncpy(sun_path, path, 107) into memory it did not zero: a path of exactly 107 bytes
+  // is left unterminated and connects to garbage (seen under ASan). 106 is what works.
+  constexpr size_t kMaxSocketPath = sizeof(sockaddr_un::sun_path) - 2;
   if (SocketPath(dir).size() > kMaxSocketPath) {
     return Status::InvalidArgument(
         "the socket path " + SocketPath(dir) + " is " + std::to_string(SocketPath(dir).size()) +
         " bytes, over the " + std::to_string(kMaxSocketPath) +
-        " a unix socket allows: choose a shorter state dir");
+        " a unix socket allows (hiredis 0.14): choose a shorter state dir");
   }
   auto endpoint = ParseRedisUrl(redis->url_);
   if (!endpoint.ok() || endpoint->unix_path != SocketPath(dir)) {
