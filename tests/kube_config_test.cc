@@ -143,6 +143,16 @@ TEST(KubeClientConfig, InClusterReadsTheServiceAccountDirectory) {
   EXPECT_TRUE(s.ok()) << s.message();
 }
 
+TEST(KubeClientConfig, TheServiceAccountDirectoryIsTheKubeletsUnlessTheEnvironmentNamesAnother) {
+  ::unsetenv(kube::kServiceAccountDirEnv);
+  EXPECT_EQ(kube::ServiceAccountDir(), "/var/run/secrets/kubernetes.io/serviceaccount");
+  ::setenv(kube::kServiceAccountDirEnv, "", 1);
+  EXPECT_EQ(kube::ServiceAccountDir(), "/var/run/secrets/kubernetes.io/serviceaccount");
+  ::setenv(kube::kServiceAccountDirEnv, "/tmp/pod/serviceaccount", 1);
+  EXPECT_EQ(kube::ServiceAccountDir(), "/tmp/pod/serviceaccount");
+  ::unsetenv(kube::kServiceAccountDirEnv);
+}
+
 TEST(KubeClientConfig, KubeconfigListsMergeAndContextsCanBeChosen) {
   ScratchDir scratch;
   const std::string& dir = scratch.path;

@@ -287,6 +287,11 @@ StatusOr<KubeConfig> LoadKubeconfig(const std::string& paths, const std::string&
   return config;
 }
 
+std::string ServiceAccountDir() {
+  const char* env = std::getenv(kServiceAccountDirEnv);
+  return env != nullptr && *env != '\0' ? env : kServiceAccountDir;
+}
+
 StatusOr<KubeConfig> InClusterConfig(const std::string& dir) {
   const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
   const char* port = std::getenv("KUBERNETES_SERVICE_PORT");

@@ -6,6 +6,11 @@
 //   first file that names a cluster, user, context or current-context wins) > in-cluster
 //   (KUBERNETES_SERVICE_HOST/PORT and /var/run/secrets/kubernetes.io/serviceaccount) >
 //   ~/.kube/config.
+// $LANEKEEPER_SERVICEACCOUNT_DIR, when set, names the service account directory instead of
+// /var/run/secrets/kubernetes.io/serviceaccount. It exists for the fake kubelet of
+// tests/kube, which has no mount namespaces and puts a pod's token elsewhere; it moves
+// where the same three files are read, nothing else (whoever sets a pod's environment
+// already decides what the pod trusts).
 // A context is the explicit one, else the file's current-context. What is read: the
 // cluster's server, certificate-authority(-data), insecure-skip-tls-verify; the user's
 // token, tokenFile, client-certificate(-data), client-key(-data); the context's namespace.
@@ -26,6 +31,10 @@
 namespace lk::kube {
 
 inline constexpr const char* kServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount";
+inline constexpr const char* kServiceAccountDirEnv = "LANEKEEPER_SERVICEACCOUNT_DIR";
+
+// $LANEKEEPER_SERVICEACCOUNT_DIR if set and not empty, else kServiceAccountDir.
+std::string ServiceAccountDir();
 
 struct KubeConfig {
   std::string server{};  // "https://127.0.0.1:6443"; http:// works too (no TLS at all)
@@ -46,7 +55,7 @@ StatusOr<KubeConfig> LoadKubeconfig(const std::string& paths, const std::string&
 // The pod's service account: the server from KUBERNETES_SERVICE_HOST and _PORT, and
 // dir/token (a token_file: bound tokens rotate), dir/ca.crt and dir/namespace.
 // FailedPrecondition when not in a pod (no KUBERNETES_SERVICE_HOST).
-StatusOr<KubeConfig> InClusterConfig(const std::string& dir = kServiceAccountDir);
+StatusOr<KubeConfig> InClusterConfig(const std::string& dir = ServiceAccountDir());
 
 // The resolution order above. kubeconfig_flag "" when not given.
 StatusOr<KubeConfig> LoadKubeConfig(const std::string& kubeconfig_flag = "",

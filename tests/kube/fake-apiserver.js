@@ -62,7 +62,8 @@ async function main() {
   let kubelet = null;
   if (opts.kubelet) {
     const { FakeKubelet } = require('./fake/kubelet');
-    kubelet = new FakeKubelet(store, { binary: opts.binary, dir: opts.kubeletDir, restartBackoffMs: opts.restartBackoffMs, log });
+    kubelet = new FakeKubelet(store, { binary: opts.binary, dir: opts.kubeletDir, restartBackoffMs: opts.restartBackoffMs, log,
+      serviceAccount: { issueToken: (ns, name) => api.issueServiceAccountToken(ns, name), caFile: tls ? path.join(opts.tlsDir, 'ca.crt') : null } });
     api.logSource = pod => kubelet.logPath(pod);
   }
   const port = await api.listen('127.0.0.1', opts.port);

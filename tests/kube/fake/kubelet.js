@@ -14,7 +14,14 @@
 //   - a deleted pod's process group gets SIGTERM, SIGKILL after the grace period, and the pod
 //     object is removed only once the process was reaped — which is what makes Recreate
 //     ("the old process is gone before the new one starts") hold;
-//   - on stop() every process group is killed and reaped.
+//   - on stop() every process group is killed and reaped;
+//   - the service account token, as a kubelet projects it (unless automountServiceAccountToken
+//     is false on the pod, or on its ServiceAccount and not true on the pod): token (issued by
+//     the fake API server for system:serviceaccount:NS:NAME), ca.crt (the fake's CA, with
+//     --tls-dir) and namespace in the pod's directory, mounted at
+//     /var/run/secrets/kubernetes.io/serviceaccount the way podspec.js mounts volumes, and
+//     named by $LANEKEEPER_SERVICEACCOUNT_DIR (lanekeeper's in-cluster config reads it there:
+//     without mount namespaces a fixed path cannot be given to each pod).
 // Pod status: phase, podIP/hostIP 127.0.0.1, containerStatuses (ready, started,
 // restartCount, state, lastState), conditions PodScheduled, Initialized, ContainersReady,
 // Ready. Only the first container runs; init containers and sidecars do not.
@@ -36,7 +43,8 @@ function killGroup(pid, signal) {
 }
 
 class FakeKubelet {
-  constructor(store, { binary, dir, restartBackoffMs = 10000, apiPort = 0, log = () => {} }) {
+  // serviceAccount: {issueToken(ns, name) → token, caFile} to mount service account tokens.
+  constructor(store, { binary, dir, restartBackoffMs = 10000, apiPort = 0, log = () => {}, serviceAccount = null }) {
     this.store = store;
     this.binary = binary;
     this.dir = dir || fs.mkdtempSync(path.join(os.tmpdir(), 'lanekeeper-fake-kubelet-'));
@@ -44,6 +52,7 @@ class FakeKubelet {
     this.restartBackoffMs = restartBackoffMs;
     this.apiPort = apiPort;
     this.log = log;
+    this.serviceAccount = serviceAccount;
     this.pods = store.resource('', 'v1', 'pods');
     this.deployments = new DeploymentController(store, log);
     this.runtimes = new Map(); // pod uid → runtime
@@ -101,7 +110,7 @@ class FakeKubelet {
     let spec;
     try {
       spec = resolveContainer(pod, (kind, ns, name) => this.store.tryGet(this.store.resource('', 'v1', kind), ns, name),
-        { binary: this.binary, dir: rt.dir, apiPort: this.apiPort });
+        { binary: this.binary, dir: rt.dir, apiPort: this.apiPort, serviceAccountDir: this.mountServiceAccount(pod, rt) });
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
       rt.state = { waiting: { reason: 'CreateContainerConfigError', message: e.message } };
@@ -126,6 +135,26 @@ class FakeKubelet {
     });
     proc.on('exit', (code, signal) => this.exited(rt, proc, code, signal));
     this.startProbes(pod, rt);
+  }
+
+  // The pod's service account directory (token, ca.crt, namespace), or null when none is
+  // mounted. The token is issued once per pod and kept across container restarts.
+  mountServiceAccount(pod, rt) {
+    if (!this.serviceAccount) return null;
+    const ns = pod.metadata.namespace;
+    const name = pod.spec.serviceAccountName || 'default';
+    const sa = this.store.tryGet(this.store.resource('', 'v1', 'serviceaccounts'), ns, name);
+    const automount = pod.spec.automountServiceAccountToken ?? (sa ? sa.automountServiceAccountToken : undefined) ?? true;
+    if (!automount) return null;
+    const dir = path.join(rt.dir, 'serviceaccount');
+    if (!rt.serviceAccountToken) {
+      rt.serviceAccountToken = this.serviceAccount.issueToken(ns, name);
+      fs.mkdirSync(dir, { recursive: true });
+      fs.writeFileSync(path.join(dir, 'token'), rt.serviceAccountToken, { mode: 0o600 });
+      fs.writeFileSync(path.join(dir, 'namespace'), ns);
+      if (this.serviceAccount.caFile) fs.copyFileSync(this.serviceAccount.caFile, path.join(dir, 'ca.crt'));
+    }
+    return dir;
   }
 
   exited(rt, proc, code, signal) {

@@ -11,7 +11,9 @@
 // so every argv element or env value that starts with a volume's mountPath is rewritten to
 // that volume's directory on this machine (`--config /etc/lane/lane.yaml` becomes
 // `--config /tmp/…/volumes/config/lane.yaml`). A program that builds such a path itself, or
-// reads a fixed path like /var/run/secrets/kubernetes.io/serviceaccount, sees no file.
+// reads a fixed path like /var/run/secrets/kubernetes.io/serviceaccount, sees no file; for
+// that one, the kubelet's service account directory (serviceAccountDir) is also named by
+// $LANEKEEPER_SERVICEACCOUNT_DIR, where lanekeeper's in-cluster config looks first.
 
 const fs = require('fs');
 const path = require('path');
@@ -130,14 +132,23 @@ function isLanekeeper(cmd) {
 
 // Everything needed to start the container: {argv, env, cwd}. Throws ConfigError when a
 // referenced Secret, ConfigMap or key is missing (the pod waits: CreateContainerConfigError).
-function resolveContainer(pod, lookup, { binary, dir, apiPort }) {
+const SERVICE_ACCOUNT_MOUNT = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+function resolveContainer(pod, lookup, { binary, dir, apiPort, serviceAccountDir = null }) {
   const c = pod.spec.containers[0];
   const base = { PATH: process.env.PATH, HOME: dir, HOSTNAME: pod.metadata.name,
     KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(apiPort || 443) };
+  // The mount path, rewritten below with every other: a host path under a mounted /tmp
+  // would be rewritten again.
+  if (serviceAccountDir) base.LANEKEEPER_SERVICEACCOUNT_DIR = SERVICE_ACCOUNT_MOUNT;
   // The sanitizer settings of a test run reach the binaries it runs in pods.
   for (const k of SANITIZER_ENV) if (process.env[k] !== undefined) base[k] = process.env[k];
   const env = containerEnv(pod, c, lookup, base);
   const mounts = materializeVolumes(pod, c, lookup, dir);
+  if (serviceAccountDir) {
+    mounts.push({ mountPath: SERVICE_ACCOUNT_MOUNT, hostPath: serviceAccountDir });
+    mounts.sort((a, b) => b.mountPath.length - a.mountPath.length);
+  }
   let argv = [...(c.command || []), ...(c.args || [])].map(a => expand(a, env));
   if (!c.command) argv = [binary, ...argv];
   else if (isLanekeeper(argv[0])) argv[0] = binary;

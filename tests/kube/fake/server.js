@@ -1,6 +1,6 @@
 'use strict';
-// The HTTP(S) front of the fake API server: authentication (bearer token, client
-// certificate), routing of /api, /apis, /version, /openapi and resource paths to the store,
+// The HTTP(S) front of the fake API server: authentication (bearer token, service account
+// tokens the fake kubelet mounts, client certificate), routing of /api, /apis, /version, /openapi and resource paths to the store,
 // content negotiation (JSON, YAML, and protobuf for the kinds helm sends that way; replies are
 // JSON, or a meta.k8s.io Table when asked for), lists (selectors, limit/continue), watches,
 // subresources (status, scale, pods/log) and the Status bodies of errors.
@@ -53,6 +53,7 @@ class FakeApiServer {
   constructor(store, { token = null, tls = null, requireClientCert = false, bookmarkIntervalMs = 5000, expiredAsStatus = false, log = () => {} }) {
     this.store = store;
     this.token = token;
+    this.serviceAccountTokens = new Map(); // token → user name
     this.requireClientCert = requireClientCert;
     this.bookmarkIntervalMs = bookmarkIntervalMs;
     this.expiredAsStatus = expiredAsStatus;
@@ -94,21 +95,33 @@ class FakeApiServer {
     resp.end(text);
   }
 
-  authenticated(req) {
+  // A bearer token for a pod of service account ns/name, as the token controller issues one
+  // (the fake kubelet mounts it); accepted beside --token, and requests with it are logged
+  // as user=system:serviceaccount:NS:NAME.
+  issueServiceAccountToken(ns, name) {
+    const token = `fake-sa.${require('crypto').randomBytes(24).toString('hex')}`;
+    this.serviceAccountTokens.set(token, `system:serviceaccount:${ns}:${name}`);
+    return token;
+  }
+
+  // Who made the request ("" when nobody is, and anonymous requests are refused).
+  user(req) {
     const auth = req.headers.authorization || '';
-    if (this.token && auth === `Bearer ${this.token}`) return true;
+    if (this.token && auth === `Bearer ${this.token}`) return 'token';
+    if (auth.startsWith('Bearer ') && this.serviceAccountTokens.has(auth.slice(7))) return this.serviceAccountTokens.get(auth.slice(7));
     const sock = req.socket;
-    if (sock.authorized && sock.getPeerCertificate && sock.getPeerCertificate().subject) return true;
-    return !this.token && !this.requireClientCert;
+    if (sock.authorized && sock.getPeerCertificate && sock.getPeerCertificate().subject) return 'client-certificate';
+    return !this.token && !this.requireClientCert ? 'anonymous' : '';
   }
 
   async handle(req, resp) {
     const url = new URL(req.url, 'http://fake');
     const q = url.searchParams;
     const path = url.pathname.replace(/\/+$/, '') || '/';
-    this.log(`${req.method} ${req.url} agent=${req.headers['user-agent'] || ''}`);
+    const user = this.user(req);
+    this.log(`${req.method} ${req.url} user=${user || '-'} agent=${req.headers['user-agent'] || ''}`);
     if (['/healthz', '/readyz', '/livez'].includes(path)) { resp.writeHead(200, { 'Content-Type': 'text/plain' }); resp.end('ok'); return; }
-    if (!this.authenticated(req)) throw errors.unauthorized();
+    if (!user) throw errors.unauthorized();
     const reg = this.store.registry;
     if (path === '/version') {
       this.json(resp, 200, { major: '1', minor: '35', gitVersion: 'v1.35.0-lanekeeper-fake', gitCommit: '0000000000000000000000000000000000000000',
