@@ -28,6 +28,7 @@
 #include "controller/kube/kube_config.h"
 #include "controller/kube/leader_elector.h"
 #include "controller/lane_controller.h"
+#include "controller/source/kube_lane_doctor.h"
 #include "controller/source/kube_lane_source.h"
 #include "controller/status/lane_observer.h"
 #include "controller/status/status_server.h"
@@ -60,10 +61,12 @@ struct ControllerFlags {
 };
 
 // The controller with its status server; after_init runs once the controller has blocked
-// the signals it reads and read its source (leader election starts there).
+// the signals it reads and read its source (leader election starts there); doctor_more_checks
+// adds to /doctor's checks of a lane (status_server.h).
 int RunControllerWith(LaneControllerOptions options, const StatusFlags& status,
                       const std::function<void(const std::string& url)>& on_listening,
-                      const std::function<void()>& after_init) {
+                      const std::function<void()>& after_init,
+                      const LaneDoctorChecks& doctor_more_checks = {}) {
   ControllerStateStore store;
   LaneController controller(options, store);
   // Init blocks the signals the controller reads, before the status server's threads
@@ -87,6 +90,7 @@ int RunControllerWith(LaneControllerOptions options, const StatusFlags& status,
     StatusServerOptions so;
     so.addr = status.addr;
     so.insecure = status.insecure;
+    so.doctor_more_checks = doctor_more_checks;
     if (!status.auth_token_file.empty()) {
       auto token = ReadAuthTokenFile(status.auth_token_file);
       if (!token.ok()) {
@@ -224,9 +228,21 @@ int RunKubeController(LaneControllerOptions o, const StatusFlags& status, const 
   spdlog::info("controller: --kube on {} ({}), lanes in {}, leader election {}", (*client)->server(),
                config->origin, ns.empty() ? "every namespace" : "namespace " + ns,
                f.leader_elect ? "on (Lease " + lease_ns + "/lanekeeper-controller)" : "off");
-  int rc = RunControllerWith(o, status, nullptr, [&] {
-    if (elector) elector->Start();
-  });
+  // /doctor of a Lane: what `doctor --kube --lane NS/NAME` adds, read as it reads it.
+  kube::KubeClient* api = client->get();
+  auto cluster_checks = [api](const LaneState& lane, DoctorReport& report) {
+    const LaneKey key = lane.spec.Key();
+    auto object = api->Get(kube::LanesRef(key.ns).Named(key.name));
+    if (!object.ok()) {
+      report.checks.push_back(DoctorCheck{"lane", CheckLevel::kWarn,
+                                          "Lane " + key.ToString() + " cannot be read: " + object.status().message(),
+                                          {{"lane", key.ToString()}}});
+      return;
+    }
+    AddClusterChecks(*api, *object, key, report);
+  };
+  int rc = RunControllerWith(
+      o, status, nullptr, [&] { if (elector) elector->Start(); }, cluster_checks);
   if (elector) elector->Stop();  // hands the Lease over at once, not after its duration
   if (leadership_fd >= 0) close(leadership_fd);
   return rc;

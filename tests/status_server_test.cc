@@ -603,6 +603,20 @@ TEST_F(StatusServerTest, DoctorEndpointRunsTheSameChecksAsTheCli) {
   EXPECT_EQ(doc["status"], doc["lanes"][0]["status"]);
 }
 
+TEST_F(StatusServerTest, DoctorOfOneLaneIsSelectedByNameAndAnUnknownLaneIs404) {
+  StartSupervisor();
+  store_.Set(Snapshot());
+  StartServer();
+  HttpAnswer one = Http(base_, "/doctor?lane=knowledge");
+  ASSERT_EQ(one.code, 200) << one.body;
+  json doc = json::parse(one.body);
+  ASSERT_EQ(doc["lanes"].size(), 1u) << one.body;
+  EXPECT_EQ(doc["lanes"][0]["lane"], "knowledge");
+  HttpAnswer none = Http(base_, "/doctor?lane=nope");
+  EXPECT_EQ(none.code, 404) << none.body;
+  EXPECT_NE(none.body.find("no lane nope"), std::string::npos) << none.body;
+}
+
 TEST_F(StatusServerTest, MetricsFollowTheExpositionFormat) {
   StartSupervisor();
   ControllerSnapshot snap = Snapshot();

@@ -415,13 +415,15 @@ class PollHttpServer : public HttpServer {
     } else if (h.target.empty() || h.target.front() != '/') {
       Refuse(*c, 400, "the request target must be a path");
     } else {
-      std::string path = h.target.substr(0, h.target.find('?'));
+      const size_t question = h.target.find('?');
+      std::string path = h.target.substr(0, question);
+      std::string query = question == std::string::npos ? "" : h.target.substr(question + 1);
       if (!options_.auth_token.empty() && !options_.open_paths.count(path) &&
           !BearerMatches(h.authorization, options_.auth_token)) {
         Refuse(*c, 401, "this path needs Authorization: Bearer <token>");
         return true;
       }
-      Dispatch(std::move(c), {h.method, path}, h.keep_alive);
+      Dispatch(std::move(c), {h.method, std::move(path), std::move(query)}, h.keep_alive);
       return false;
     }
     return true;

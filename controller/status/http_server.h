@@ -36,6 +36,7 @@ namespace lk {
 struct HttpRequest {
   std::string method;  // GET or HEAD: the handler sees no other
   std::string path;    // the target without its query, e.g. "/status"
+  std::string query;   // what follows '?', as sent (not decoded); "" when none
 };
 
 struct HttpResponse {

@@ -111,14 +111,21 @@ std::string StatusJson(const ControllerSnapshot& snap, const std::vector<LaneObs
   return out.dump(2) + "\n";
 }
 
+bool LaneNamed(const LaneState& lane, const std::string& name) {
+  return name == lane.spec.Key().ToString() || (name == lane.name && lane.spec.namespace_name.empty());
+}
+
 std::string DoctorJson(const ControllerSnapshot& snap, LaneObserver& observer,
-                       const DoctorOptions& options) {
+                       const DoctorOptions& options, const LaneDoctorChecks& more_checks,
+                       const std::string& only) {
   CheckLevel worst = CheckLevel::kOk;
   Json lanes = Json::array();
   for (const auto& lane : snap.lanes) {
+    if (!only.empty() && !LaneNamed(lane, only)) continue;
     DoctorReport report = observer.Doctor(lane, options);
+    if (more_checks) more_checks(lane, report);
     worst = std::max(worst, report.Worst());
-    Json entry{{"lane", lane.name}};
+    Json entry{{"lane", lane.spec.namespace_name.empty() ? lane.name : lane.spec.Key().ToString()}};
     // The same object `lanekeeper doctor --json` prints, after the lane's name.
     Json checks = Json::parse(report.ToJson());
     for (auto& [key, value] : checks.items()) entry[key] = value;

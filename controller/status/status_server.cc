@@ -1,5 +1,7 @@
 #include "controller/status/status_server.h"
 
+#include <algorithm>
+#include <cctype>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -21,6 +23,33 @@ constexpr const char* kMetrics = "text/plain; version=0.0.4; charset=utf-8";
 
 std::string ErrorJson(const std::string& message) {
   return Json{{"error", message}}.dump() + "\n";
+}
+
+// The value of key in a query string ("lane=prod%2Fkb&x=1"), percent-decoded ('+' is a
+// space); "" when absent.
+std::string QueryValue(const std::string& query, const std::string& key) {
+  for (size_t at = 0; at <= query.size();) {
+    size_t end = query.find('&', at);
+    if (end == std::string::npos) end = query.size();
+    const std::string pair = query.substr(at, end - at);
+    at = end + 1;
+    if (pair.rfind(key + "=", 0) != 0) continue;
+    std::string out;
+    for (size_t i = key.size() + 1; i < pair.size(); ++i) {
+      if (pair[i] == '+') {
+        out += ' ';
+      } else if (pair[i] == '%' && i + 2 < pair.size() &&
+                 std::isxdigit(static_cast<unsigned char>(pair[i + 1])) &&
+                 std::isxdigit(static_cast<unsigned char>(pair[i + 2]))) {
+        out += static_cast<char>(std::stoi(pair.substr(i + 1, 2), nullptr, 16));
+        i += 2;
+      } else {
+        out += pair[i];
+      }
+    }
+    return out;
+  }
+  return "";
 }
 
 class RoutedStatusServer : public StatusServer {
@@ -67,7 +96,7 @@ class RoutedStatusServer : public StatusServer {
       if (snap->ready) return {200, kText, "ready\n", {}};
       return {503, kText, "not ready: first reconcile not done\n", {}};
     }
-    if (path == "/doctor") return {200, kJson, DoctorJson(*snap, observer_, options_.doctor), {}};
+    if (path == "/doctor") return Doctor(*snap, request.query);
     if (path != "/status" && path != "/metrics" && path != "/") {
       return {404, kJson,
               ErrorJson("no such path: " + path +
@@ -78,6 +107,16 @@ class RoutedStatusServer : public StatusServer {
     if (path == "/status") return {200, kJson, StatusJson(*snap, obs), {}};
     if (path == "/metrics") return {200, kMetrics, MetricsText(*snap, obs), {}};
     return {200, kHtml, DashboardHtml(*snap, obs), {}};
+  }
+
+  // /doctor, or /doctor?lane=NS/NAME for one lane.
+  HttpResponse Doctor(const ControllerSnapshot& snap, const std::string& query) {
+    const std::string only = QueryValue(query, "lane");
+    if (!only.empty() && std::none_of(snap.lanes.begin(), snap.lanes.end(),
+                                      [&](const LaneState& l) { return LaneNamed(l, only); })) {
+      return {404, kJson, ErrorJson("no lane " + only + "; /status lists the lanes"), {}};
+    }
+    return {200, kJson, DoctorJson(snap, observer_, options_.doctor, options_.doctor_more_checks, only), {}};
   }
 
   StatusServerOptions options_;

@@ -3,7 +3,9 @@
 //   /readyz   200 "ready" after the first full reconcile, else 503
 //   /status   JSON: every lane with its conditions, owner, workers, supervisors, roles and
 //             queue counts, and the spec errors not tied to a lane
-//   /doctor   JSON: doctor's checks per lane (controller/status/doctor.h, as `lanekeeper doctor`)
+//   /doctor   JSON: doctor's checks per lane (controller/status/doctor.h, as `lanekeeper doctor`;
+//             with --kube as `doctor --kube`); ?lane=NS/NAME (or NAME) checks that one lane,
+//             404 when there is none
 //   /metrics  Prometheus text exposition format 0.0.4
 //   /         a small HTML dashboard that refreshes itself every 2 s
 // Every route, field, condition and metric is in docs/status.md.
@@ -27,6 +29,7 @@
 #include "controller/status/doctor.h"
 #include "controller/status/http_server.h"
 #include "controller/status/lane_observer.h"
+#include "controller/status/status_views.h"
 #include "worker/status.h"
 
 namespace lk {
@@ -43,6 +46,9 @@ struct StatusServerOptions {
   HttpServerOptions limits;
   // The thresholds /doctor's checks use, as `lanekeeper doctor`'s flags.
   DoctorOptions doctor;
+  // What /doctor adds to each lane's checks beyond Redis (controller --kube: the Lane's
+  // status, owners named as pods, as `doctor --kube`); empty: nothing.
+  LaneDoctorChecks doctor_more_checks;
 };
 
 class StatusServer {

@@ -23,13 +23,15 @@ void KubeE2E::SetUp() {
   fo.extra_args = {"--kubelet", "--binary", testing::LanekeeperBinary(), "--restart-backoff", "1000"};
   if (verbose_fake_) fo.extra_args.push_back("--verbose");
   fo.history = history_;
+  fo.tls = !token_.empty();
+  fo.token = token_;
   auto fake = testing::FakeApiServer::Start(fo);
   ASSERT_TRUE(fake.ok()) << fake.status().message();
   fake_ = std::move(fake).value();
-  kubeconfig_ = fake_->WriteKubeconfig();
+  kubeconfig_ = fake_->WriteKubeconfig({.token = token_});
   const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
   queue_ = "k" + std::to_string(getpid()) + "-" + test.substr(0, 24);
-  KubectlOk({"apply", "-f", testing::SourceDir() + "/crds/lane.yaml"});
+  if (apply_crd_) KubectlOk({"apply", "-f", testing::SourceDir() + "/crds/lane.yaml"});
   // The Secret examples/kubernetes/hello.yaml names, as docs/kubernetes.md creates it.
   KubectlOk({"create", "secret", "generic", "redis", "--from-literal=url=" + redis_->url()});
   auto q = OpenJobQueue(redis_->url(), queue_);

@@ -80,6 +80,10 @@ class KubeE2E : public ::testing::Test {
   std::string controller_kubeconfig_;  // "": kubeconfig_
   bool verbose_fake_ = true;
   int history_ = 0;  // the fake's --history (events kept for watches); 0: its default
+  // Non-empty: the fake serves HTTPS and wants this bearer token (kubectl gets it), as a
+  // cluster whose pods reach it in-cluster (service account token, ca.crt) does.
+  std::string token_;
+  bool apply_crd_ = true;  // false: the test installs crds/lane.yaml itself (helm install)
 };
 
 }  // namespace lk::kube_e2e
