@@ -441,4 +441,18 @@ TEST(LaneSpecSchema, EveryPrinterColumnReadsAFieldOfItsType) {
   EXPECT_EQ(Crd()["spec"]["names"]["categories"][0].as<std::string>(), "lanekeeper");
 }
 
+// The Mode column reads status.mode, which the controller writes from the parsed spec (an
+// absent autopilot section is off): its enum is the code's names of the modes.
+TEST(LaneSpecSchema, TheStatusModeTakesTheNamesTheCodeWrites) {
+  YAML::Node mode = Crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+                        ["properties"]["mode"];
+  ASSERT_TRUE(mode.IsDefined());
+  std::vector<std::string> names;
+  for (const auto& v : mode["enum"]) names.push_back(v.as<std::string>());
+  EXPECT_EQ(names, (std::vector<std::string>{AutopilotModeName(AutopilotMode::kDispatchOnly),
+                                             AutopilotModeName(AutopilotMode::kManagedWorker),
+                                             AutopilotModeName(AutopilotMode::kOff)}));
+  EXPECT_EQ(LaneSpec{}.autopilot.mode, AutopilotMode::kOff) << "no section: no autopilot";
+}
+
 }  // namespace lk::lane_crd_schema_test

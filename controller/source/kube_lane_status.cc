@@ -57,12 +57,14 @@ Json RenderLaneStatus(const LaneState& lane, const QueueView& queue,
   s["observedGeneration"] = generation;
   s["owner"] = "";
   s["ownerLease"] = nullptr;
+  s["mode"] = nullptr;
   s["concurrency"] = nullptr;
   s["maxRSS"] = nullptr;
   s["workers"] = nullptr;
   s["queue"] = nullptr;
   const bool admitted = !lane.spec.name.empty() && lane.generation > 0;
   if (admitted) {
+    s["mode"] = AutopilotModeName(lane.spec.autopilot.mode);
     s["concurrency"] = lane.spec.Worker().concurrency;
     s["maxRSS"] = lane.spec.Worker().max_rss_mb > 0 ? std::to_string(lane.spec.Worker().max_rss_mb) + "Mi" : "0";
   }

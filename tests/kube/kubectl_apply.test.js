@@ -73,8 +73,10 @@ spec:
 });
 
 test('kubectl get lanes prints the CRD printer columns, evaluating the Ready filter', async () => {
+  // MODE is status.mode, the effective mode the controller writes.
+  await cluster.ok(['patch', 'lane', 'laptop', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { mode: 'managed-worker' } })]);
   await cluster.ok(['patch', 'lane', 'knowledge', '--subresource=status', '--type=merge', '-p',
-    JSON.stringify({ status: { owner: 'supervisor knowledge-abc epoch 3', concurrency: 2, maxRSS: '2048Mi',
+    JSON.stringify({ status: { mode: 'dispatch-only', owner: 'supervisor knowledge-abc epoch 3', concurrency: 2, maxRSS: '2048Mi',
       conditions: [{ type: 'Ready', status: 'True', reason: 'OwnerRunning', message: '', lastTransitionTime: '2026-01-02T03:04:05Z' },
         { type: 'Degraded', status: 'False', reason: 'NoCrashes', message: '', lastTransitionTime: '2026-01-02T03:04:05Z' }] } })]);
   const out = await cluster.ok(['get', 'lanes']);

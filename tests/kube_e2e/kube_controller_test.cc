@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
+#include <sstream>
 
 #include "tests/kube_e2e/kube_e2e_fixture.h"
 
@@ -23,6 +24,27 @@ int64_t MicroTimeMs(const std::string& t) {
   int64_t ms = static_cast<int64_t>(timegm(&tm)) * 1000;
   if (*rest == '.') ms += static_cast<int64_t>(std::atof(rest) * 1000);
   return ms;
+}
+
+// The cell of `kubectl get` table text in column (a header word) of the row whose first cell
+// is row; "" when there is none. Cells are split at blanks: the columns read here hold none.
+std::string ColumnOf(const std::string& table, const std::string& row, const std::string& column) {
+  std::istringstream lines(table);
+  std::vector<std::string> header;
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream words(line);
+    std::vector<std::string> cells;
+    for (std::string w; words >> w;) cells.push_back(w);
+    if (header.empty()) {
+      header = cells;
+      continue;
+    }
+    if (cells.empty() || cells[0] != row) continue;
+    for (size_t i = 0; i < header.size() && i < cells.size(); ++i) {
+      if (header[i] == column) return cells[i];
+    }
+  }
+  return "";
 }
 
 std::string PodOfOwner(const Json& lane) {
@@ -76,6 +98,8 @@ TEST_F(KubeE2E, TheExampleBecomesADeploymentAndAConfigMapAndKubectlGetLanesShows
   }
   EXPECT_NE(table.find(pod), std::string::npos) << table;
   EXPECT_NE(table.find("True"), std::string::npos) << table;
+  // MODE is the effective mode, written or not: hello has no autopilot section, so off.
+  EXPECT_EQ(ColumnOf(table, "hello", "MODE"), "off") << table;
   const std::string events = KubectlOk({"get", "events", "--field-selector", "involvedObject.name=hello", "-o", "json"});
   EXPECT_NE(events.find("Ready True"), std::string::npos) << "no Event of Ready turning True:\n" << events;
 
