@@ -301,7 +301,8 @@ void KubeLaneSource::PublishStatus(const LaneKey& key, const LaneState& state) {
   writer_->Publish({key, it->second.uid, it->second.lane.generation, state, it->second.status});
 }
 
-Status KubeLaneSource::PatchFinalizer(const LaneKey& key, bool present) {
+Status KubeLaneSource::PatchFinalizer(const LaneKey& key, bool present, bool* changed) {
+  if (changed) *changed = false;
   const kube::ResourceRef ref = kube::LanesRef(key.ns).Named(key.name);
   std::optional<Json> object = lanes_->Get(LaneObjectKey(key));
   bool fresh = false;
@@ -327,6 +328,7 @@ Status KubeLaneSource::PatchFinalizer(const LaneKey& key, bool present) {
                     {"resourceVersion", ObjectMeta(*object).value("resourceVersion", "")}}}};
     auto patched = client_.Patch(ref, patch, {});
     if (!patched.ok()) return patched.status().IsNotFound() ? Status::OK() : patched.status();
+    if (changed) *changed = true;
     return Status::OK();
   });
 }
@@ -349,9 +351,12 @@ Status KubeLaneSource::Hold(const LaneKey& key) {
 }
 
 Status KubeLaneSource::Release(const LaneKey& key) {
-  LK_RETURN_IF_ERROR(PatchFinalizer(key, false).WithContext("lane " + key.ToString() + ": removing its finalizer"));
+  bool removed = false;
+  LK_RETURN_IF_ERROR(PatchFinalizer(key, false, &removed)
+                         .WithContext("lane " + key.ToString() + ": removing its finalizer"));
   if (auto it = known_.find(key); it != known_.end()) it->second.held_at = {};
-  spdlog::info("controller: lane {}: drained; finalizer {} removed", key.ToString(), kube::kLaneFinalizer);
+  // Release runs again until the informer shows the Lane gone: say it once, when it happened.
+  if (removed) spdlog::info("controller: lane {}: drained; finalizer {} removed", key.ToString(), kube::kLaneFinalizer);
   return Status::OK();
 }
 

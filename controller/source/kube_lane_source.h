@@ -88,7 +88,9 @@ class KubeLaneSource final : public LaneSource {
   bool Refresh(const std::string& key);
   void Drop(const LaneKey& key);
   // Sets or clears the finalizer, conditional on the resourceVersion, retried on conflict.
-  Status PatchFinalizer(const LaneKey& key, bool present);
+  // *changed (if given): whether this call patched it (false when it was already so, or the
+  // Lane is gone).
+  Status PatchFinalizer(const LaneKey& key, bool present, bool* changed = nullptr);
 
   KubeLaneSourceOptions o_;
   kube::KubeClient& client_;

@@ -150,6 +150,15 @@ TEST_F(KubeE2E, DeletingALaneDrainsItThroughTheFinalizerThenEverythingIsGone) {
   EXPECT_TRUE(Eventually([&] { return ObjectsOfHello().empty(); }, 30s))
       << ::testing::PrintToString(ObjectsOfHello());
   EXPECT_EQ(CallsOutsideTheRbacTable(), std::vector<std::string>{});
+  // Said once per deleted lane, although the drain's last step may run again until the
+  // controller's cache shows the Lane gone.
+  const std::string log = controllers_[0]->Stderr();
+  size_t said = 0;
+  for (size_t at = log.find("finalizer lanekeeper.dev/drain removed"); at != std::string::npos;
+       at = log.find("finalizer lanekeeper.dev/drain removed", at + 1)) {
+    ++said;
+  }
+  EXPECT_EQ(said, 1u) << log;
 }
 
 TEST_F(KubeE2E, AHandDeletedOrScaledDeploymentComesBack) {
