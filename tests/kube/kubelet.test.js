@@ -209,3 +209,35 @@ test('the fake stops its pod processes when its parent dies', async () => {
     try { process.kill(-parent.pid, 'SIGTERM'); } catch { /* already gone */ }
   }
 });
+
+test('a fake killed with SIGKILL leaves no pod process behind, not even one in another process group', async () => {
+  const marker = `reaper-check-${process.pid}-${Date.now()}`;
+  const dir = fs.mkdtempSync(path.join(cluster.dir, 'killed-'));
+  const running = () => fs.readdirSync('/proc').filter(d => /^\d+$/.test(d)).filter(pid => {
+    try { return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker); } catch { return false; }
+  }).length;
+  const fake = spawn(process.execPath, [path.join(__dirname, 'fake-apiserver.js'), '--kubelet', '--binary', BIN, '--kubelet-dir', `${dir}/kubelet`],
+    { stdio: ['pipe', 'pipe', 'ignore'], detached: true });
+  try {
+    const url = await new Promise((resolve, reject) => {
+      let out = '';
+      fake.stdout.on('data', d => { out += d; if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]).url); });
+      fake.on('exit', code => reject(new Error(`the inner fake exited ${code}`)));
+    });
+    // The pod's process starts a child in a process group of its own, as lanekeeper's
+    // supervisor starts its worker: killing the pod's group would miss it.
+    const script = `import subprocess, time; subprocess.Popen(["sh", "-c", "sleep 600; : ${marker}"], process_group=0); time.sleep(600)  # ${marker}`;
+    const body = JSON.stringify(deployment('killed', { command: ['/usr/bin/python3', '-c', script] }));
+    const http = require('http');
+    await new Promise((resolve, reject) => {
+      const req = http.request(`${url}/apis/apps/v1/namespaces/default/deployments`, { method: 'POST', headers: { 'Content-Type': 'application/json' } }, res => { res.resume(); res.on('end', resolve); });
+      req.on('error', reject);
+      req.end(body);
+    });
+    await waitFor(() => running() === 2, { what: 'the pod process and its child in another group' });
+    process.kill(-fake.pid, 'SIGKILL'); // the fake's whole group, as a harness's Kill() does
+    await waitFor(() => running() === 0, { what: 'the pod processes to be killed after the fake died', timeoutMs: 20000 });
+  } finally {
+    try { process.kill(-fake.pid, 'SIGKILL'); } catch { /* already gone */ }
+  }
+});

@@ -2,7 +2,7 @@
 // The fake kubelet (in the fake API server's process, behind `--kubelet --binary PATH`): runs
 // each Pod's first container as a real local process, and the deployment controller's part
 // (deployments.js) that makes ReplicaSets and Pods from Deployments.
-//   - a process per pod, in its own process group, stdout and stderr appended to the pod's
+//   - a process per pod, in its own session and process group, stdout and stderr appended to the pod's
 //     log file (served as pods/NAME/log, so `kubectl logs` works); argv, env and volumes as
 //     podspec.js resolves them (a missing Secret or key: waiting, CreateContainerConfigError,
 //     retried);
@@ -14,7 +14,12 @@
 //   - a deleted pod's process group gets SIGTERM, SIGKILL after the grace period, and the pod
 //     object is removed only once the process was reaped — which is what makes Recreate
 //     ("the old process is gone before the new one starts") hold;
-//   - on stop() every process group is killed and reaped;
+//   - a pod's processes are its session (sessions.js): when its main process exits, what it
+//     left behind in other process groups (lanekeeper's workers, handlers) is killed with
+//     it, as a container's PID namespace ends with its PID 1;
+//   - on stop() every process group is killed and reaped, and if the fake dies without
+//     stopping (SIGKILL), its reaper (pod-reaper.js, which outlives it) kills every pod's
+//     session;
 //   - the service account token, as a kubelet projects it (unless automountServiceAccountToken
 //     is false on the pod, or on its ServiceAccount and not true on the pod): token (issued by
 //     the fake API server for system:serviceaccount:NS:NAME), ca.crt (the fake's CA, with
@@ -34,6 +39,7 @@ const http = require('http');
 const { spawn } = require('child_process');
 const { resolveContainer, ConfigError } = require('./podspec');
 const { DeploymentController } = require('./deployments');
+const { signalSessions } = require('./sessions');
 
 const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
 const MAX_BACKOFF_MS = 5 * 60 * 1000;
@@ -61,6 +67,11 @@ class FakeKubelet {
   }
 
   start() {
+    // Its own session, so that nothing sent to the fake's process group reaches it; it
+    // exits once the fake is gone and the pods with it.
+    this.reaper = spawn(process.execPath, [path.join(__dirname, 'pod-reaper.js')], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
+    this.reaper.stdin.on('error', () => {});
+    this.reaper.unref();
     this.store.hooks.podDeleting = pod => this.terminate(pod);
     this.unsubscribe = this.store.subscribe('/pods', this.store.rv, () => this.schedule());
     const others = ['apps/deployments', 'apps/replicasets', '/secrets', '/configmaps'].map(k => this.store.subscribe(k, this.store.rv, () => this.schedule()));
@@ -123,6 +134,7 @@ class FakeKubelet {
       proc = spawn(spec.argv[0], spec.argv.slice(1), { cwd: spec.cwd, env: spec.env, detached: true, stdio: ['ignore', out, out] });
     } finally { fs.closeSync(out); }
     rt.proc = proc;
+    if (proc.pid) this.reaper.stdin.write(`${proc.pid}\n`);
     rt.spec = spec;
     rt.startedAt = now();
     rt.startedAtMs = Date.now();
@@ -159,7 +171,9 @@ class FakeKubelet {
 
   exited(rt, proc, code, signal) {
     if (rt.proc !== proc) return;
-    killGroup(proc.pid, 'SIGKILL'); // anything it left in its group goes with it
+    killGroup(proc.pid, 'SIGKILL'); // anything it left in its group goes with it,
+    signalSessions(new Set([proc.pid]), 'SIGKILL'); // and in its session
+    this.reaper.stdin.write(`-${proc.pid}\n`); // a session id that may be reused from now on
     this.stopProbes(rt);
     rt.proc = null;
     rt.ready = false;
