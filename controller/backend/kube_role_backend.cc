@@ -176,16 +176,32 @@ KubeRoleBackend::KubeRoleBackend(KubeRoleBackendOptions options)
     : o_(std::move(options)),
       clock_(o_.clock ? *o_.clock : SystemClock()),
       client_(*o_.client) {
-  auto informer = [&](kube::ResourceRef ref) {
+  auto informer = [&](kube::ResourceRef ref, std::function<void(Json&)> trim) {
     kube::InformerOptions io = o_.informer;
     io.resource = std::move(ref);
     io.label_selector = kube::kManagedSelector;
     io.field_selector.clear();
+    io.transform = std::move(trim);
     return std::make_unique<kube::Informer>(client_, std::move(io));
   };
-  deployments_informer_ = informer(kube::DeploymentsRef(o_.ns));
-  pods_informer_ = informer(kube::ResourceRef{"", "v1", "pods", o_.ns});
-  config_maps_informer_ = informer(kube::ConfigMapsRef(o_.ns));
+  // The caches keep what DeploymentView::From, PodView::From and TakeConfigMapChanges
+  // read, and nothing else: at 1000 lanes the pod templates, pod specs and ConfigMap files
+  // would be most of the controller's memory.
+  deployments_informer_ = informer(kube::DeploymentsRef(o_.ns), [](Json& d) {
+    Json kept = {{"metadata", JsonField(d, "metadata")}};
+    const Json& spec = JsonField(d, "spec");
+    if (spec.contains("replicas")) kept["spec"]["replicas"] = spec["replicas"];
+    const Json& volumes = JsonField(JsonField(JsonField(spec, "template"), "spec"), "volumes");
+    if (!volumes.is_null()) kept["spec"]["template"]["spec"]["volumes"] = volumes;
+    const Json& status = JsonField(d, "status");
+    if (status.contains("observedGeneration")) kept["status"]["observedGeneration"] = status["observedGeneration"];
+    d = std::move(kept);
+  });
+  pods_informer_ = informer(kube::ResourceRef{"", "v1", "pods", o_.ns}, [](Json& p) { p.erase("spec"); });
+  config_maps_informer_ = informer(kube::ConfigMapsRef(o_.ns), [](Json& cm) {
+    cm.erase("data");
+    cm.erase("binaryData");
+  });
 }
 
 KubeRoleBackend::~KubeRoleBackend() = default;
