@@ -1,7 +1,12 @@
 // `lanekeeper controller --kube` at scale, against the fake API server of tests/kube (no
 // kubelet: the Deployments are objects only, no pod runs) and a private redis-server.
 //
-//   bench_kube_controller [--lanes 1000] [--edits 100] [--creators 8]
+//   bench_kube_controller [--lanes 1000] [--edits 100] [--creators 8] [--binary PATH]
+//                         [--workers N]
+//
+// --binary: the lanekeeper to measure (default: this build's), so that an older build can
+//   run side by side with the same bench; --workers N passes --workers to the controller
+//   (default: none, the controller's own default).
 //
 // burst: the controller starts on an empty namespace; then --lanes Lanes (each its own
 //   queue, its Redis URL from one Secret) are created at once by --creators threads. Done
@@ -122,7 +127,7 @@ class Watcher {
   kube::Informer deployments_;
 };
 
-int Run(int lanes, int edits, int creators) {
+int Run(int lanes, int edits, int creators, const std::string& binary, int workers) {
   auto redis = testing::RedisServer::Start();
   if (!redis.ok()) return std::cerr << redis.status().message() << "\n", 1;
   auto fake = testing::FakeApiServer::Start();
@@ -143,9 +148,14 @@ int Run(int lanes, int edits, int creators) {
     return std::cerr << "Secret: " << s.status().message() << "\n", 1;
   }
 
-  testing::ChildProcess controller({testing::LanekeeperBinary(), "--log-level", "warn", "controller", "--kube",
-                                    "--kubeconfig", kubeconfig, "--namespace", "default", "--image",
-                                    "lanekeeper:bench", "--status-addr", "off"});
+  std::vector<std::string> argv{binary.empty() ? testing::LanekeeperBinary() : binary,
+                                "--log-level", "warn", "controller", "--kube", "--kubeconfig", kubeconfig,
+                                "--namespace", "default", "--image", "lanekeeper:bench", "--status-addr", "off"};
+  if (workers > 0) {
+    argv.push_back("--workers");
+    argv.push_back(std::to_string(workers));
+  }
+  testing::ChildProcess controller(argv);
   Watcher watcher(**client);
   if (Status s = watcher.Start(); !s.ok()) return std::cerr << s.message() << "\n", 1;
   Seen seen;
@@ -229,14 +239,17 @@ int Run(int lanes, int edits, int creators) {
 }  // namespace lk::kube_controller_bench
 
 int main(int argc, char** argv) {
-  int lanes = 1000, edits = 100, creators = 8;
+  int lanes = 1000, edits = 100, creators = 8, workers = 0;
+  std::string binary;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
     int v = std::atoi(argv[i + 1]);
-    if (flag == "--lanes") lanes = v;
+    if (flag == "--binary") binary = argv[i + 1];
+    else if (flag == "--workers") workers = v;
+    else if (flag == "--lanes") lanes = v;
     else if (flag == "--edits") edits = v;
     else if (flag == "--creators") creators = v;
     else return std::cerr << "unknown flag " << flag << "\n", 2;
   }
-  return lk::kube_controller_bench::Run(lanes, edits, creators);
+  return lk::kube_controller_bench::Run(lanes, edits, creators, binary, workers);
 }

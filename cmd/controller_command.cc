@@ -57,6 +57,7 @@ struct ControllerFlags {
   LaneControllerOptions options;
   StatusFlags status;
   std::string rescan = "15s";
+  int workers = 0;  // 0: 8 with --kube, else 1
   KubeFlags kube;
 };
 
@@ -274,6 +275,10 @@ void AddControllerCommand(CLI::App& app, GlobalOptions& global, int& exit_code) 
   AddStatusFlags(cmd, f->status);
   cmd->add_option("--rescan", f->rescan, "Re-read the specs and reconcile every lane this often, besides inotify and process exits")
       ->capture_default_str();
+  cmd->add_option("--workers", f->workers,
+                  "Lanes reconciled at once (default: 8 with --kube, where each reconcile waits on "
+                  "API round trips; 1 for local processes)")
+      ->check(CLI::Range(1, 64));
   cmd->add_flag("--leave-running", o.leave_running,
                 "On SIGTERM leave the lanes running for the next controller to adopt "
                 "(upgrades); default: stop them");
@@ -314,6 +319,7 @@ void AddControllerCommand(CLI::App& app, GlobalOptions& global, int& exit_code) 
     o.default_redis_url = global.redis_url;
     o.log_format = global.log_format;
     o.log_level = global.log_level;
+    o.workers = f->workers > 0 ? f->workers : f->kube.kube ? 8 : 1;
     if (f->kube.kube) {
       exit_code = RunKubeController(o, f->status, f->kube);
       return;

@@ -14,6 +14,7 @@
 #include <set>
 
 #include "controller/backend/process_backend.h"
+#include "controller/backend/serial_role_backend.h"
 #include "controller/owner/stop_signals.h"
 #include "controller/reconcile/reconcile_loop.h"
 #include "controller/source/spec_dir_source.h"
@@ -77,12 +78,17 @@ class LaneController::Impl {
       own_backend_ = std::make_unique<ProcessBackend>(std::move(b));
       o_.backend = own_backend_.get();
     }
+    o_.workers = std::max(o_.workers, 1);
+    if (o_.workers > 1 && !o_.backend->ThreadSafe()) {
+      serial_backend_ = std::make_unique<SerialRoleBackend>(*o_.backend);
+      o_.backend = serial_backend_.get();
+    }
     ReconcilerOptions r;
     r.default_redis_url = o_.default_redis_url;
     r.clock = &clock_;
     r.wake = [this](const LaneKey& key) { loop_->queue().Add(key); };
     reconciler_ = std::make_unique<Reconciler>(std::move(r), *o_.source, *o_.backend);
-    loop_ = std::make_unique<ReconcileLoop>(clock_, *reconciler_);
+    loop_ = std::make_unique<ReconcileLoop>(clock_, *reconciler_, WorkQueue::RateLimit{}, o_.workers);
     started_ms_ = clock_.WallMs();
   }
 
@@ -114,6 +120,7 @@ class LaneController::Impl {
   const Clock& clock_;
   std::unique_ptr<LaneSource> own_source_;
   std::unique_ptr<RoleBackend> own_backend_;
+  std::unique_ptr<RoleBackend> serial_backend_;  // over o_.backend when it is not ThreadSafe()
   std::unique_ptr<Reconciler> reconciler_;
   std::unique_ptr<ReconcileLoop> loop_;
   StopSignals signals_;  // SIGTERM, SIGINT

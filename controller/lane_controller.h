@@ -3,15 +3,17 @@
 //
 //   LaneSource (spec files; Kubernetes Lanes) ──┐
 //   RoleBackend (a role exited)               ──┼─> WorkQueue of lane keys ─> Reconciler
-//   periodic resync, stop deadlines           ──┘        (one key at a time)   │
+//   periodic resync, stop deadlines           ──┘     (`workers` keys at once) │
 //                                                                              v
 //                               PlanRoles(spec) ─> RoleBackend (processes; Deployments)
 //
 // One thread waits on every event source at once (poll over a signalfd, the source's and
 // the backend's descriptors, and the earliest due key), turns events into keys, and
-// reconciles due keys one at a time: failures are retried with the queue's per-key
-// backoff, and every `resync_every` each lane is reconciled again whatever happened.
-// After each batch it publishes a ControllerSnapshot for the status server.
+// reconciles the due keys in a round, `workers` at a time (ReconcileLoop; never one key
+// twice at once): failures are retried with the queue's per-key backoff, and every
+// `resync_every` each lane is reconciled again whatever happened. After each round it
+// publishes a ControllerSnapshot for the status server. A backend that is not ThreadSafe()
+// is called one call at a time (SerialRoleBackend).
 //
 // On SIGTERM/SIGINT it stops every lane (each role drains) unless leave_running, and
 // returns; a second signal kills what still runs. A SIGKILLed controller leaves its roles
@@ -44,6 +46,8 @@ struct LaneControllerOptions {
   Millis rescan_every{15'000};    // the spec directory's safety net under inotify
   Millis debounce{50};            // editors write a file in several steps
   Millis resync_every{15'000};    // every lane reconciled again, whatever happened
+  int workers = 1;                // lanes reconciled at once (controller-runtime's
+                                  // MaxConcurrentReconciles)
   std::string binary;             // the lanekeeper binary roles run; empty: this one
   std::string log_format = "text";
   std::string log_level = "info";

@@ -89,14 +89,16 @@ class LaneControllerTest : public ::testing::Test {
     return RunLanekeeper({"--redis", server_->url(), "apply", "-f", file, "--specs", specs_});
   }
 
-  ChildProcess& StartController() {
+  ChildProcess& StartController(const std::vector<std::string>& extra = {}) {
     auto port = testing::LoopbackPort::ForServer();
     EXPECT_TRUE(port.ok()) << port.status().message();
     status_port_ = std::move(port).value();
-    controller_ = std::make_unique<ChildProcess>(std::vector<std::string>{
+    std::vector<std::string> argv{
         testing::LanekeeperBinary(), "--redis", server_->url(), "controller", "--specs", specs_,
         "--state-dir", state_, "--status-addr", status_port_->address(),
-        "--rescan", "1s", "--supervisor-arg=--lease-ttl=3s", "--supervisor-arg=--lease-renew=1s"});
+        "--rescan", "1s", "--supervisor-arg=--lease-ttl=3s", "--supervisor-arg=--lease-renew=1s"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    controller_ = std::make_unique<ChildProcess>(argv);
     return *controller_;
   }
 
@@ -409,6 +411,20 @@ TEST_F(LaneControllerTest, ALaneOnATakenQueueIsNotStarted) {
   // ...and a file dropped in by hand does not start a second owner.
   std::ofstream(specs_ + "/a-other.yaml") << LaneYaml("other", 1);
   ASSERT_TRUE(ctl.WaitForOutput("a-other.yaml", 20s)) << ctl.Stderr();
+  ASSERT_TRUE(WaitReconciles(2));
+  EXPECT_EQ(Supervisors().size(), 1u);
+  ExpectOneWorkerAtATime(OneAtATime::kStrict);
+  EXPECT_EQ(records_->Events("lease_acquired").size(), 1u) << "the refused lane took nothing";
+}
+
+TEST_F(LaneControllerTest, WithFourWorkersTwoLanesOnOneQueueAppearingTogetherStartOneOwner) {
+  // Local processes reconciled by four workers (the ProcessBackend one call at a time):
+  // both files are read in one round, both lanes reconcile at once, one is admitted.
+  std::ofstream(specs_ + "/kb.yaml") << LaneYaml("kb", 1);
+  std::ofstream(specs_ + "/other.yaml") << LaneYaml("other", 1);
+  auto& ctl = StartController({"--workers", "4"});
+  ASSERT_TRUE(Eventually([&] { return Supervisors().size() == 1; }, 30s)) << ctl.Stderr();
+  ASSERT_TRUE(ctl.WaitForOutput("already uses queue", 20s)) << ctl.Stderr();
   ASSERT_TRUE(WaitReconciles(2));
   EXPECT_EQ(Supervisors().size(), 1u);
   ExpectOneWorkerAtATime(OneAtATime::kStrict);

@@ -288,6 +288,7 @@ TEST(ControllerDefaults, AreThoseDocsControllerMdNames) {
   EXPECT_EQ(o.rescan_every, Millis(15'000));
   EXPECT_EQ(o.debounce, Millis(50));
   EXPECT_FALSE(o.leave_running);
+  EXPECT_EQ(o.workers, 1) << "--workers: 1 for local processes (8 with --kube, set by the command)";
   auto help = testing::RunLanekeeper({"controller", "--help"},
                                      {"LANEKEEPER_SPECS_DIR=/srv/lanes",
                                       "LANEKEEPER_STATE_DIR=/srv/state"});
@@ -296,6 +297,7 @@ TEST(ControllerDefaults, AreThoseDocsControllerMdNames) {
   EXPECT_TRUE(ShowsDefault(help.out, "--state-dir TEXT=/srv/state")) << help.out;
   EXPECT_TRUE(ShowsDefault(help.out, "--status-addr TEXT=127.0.0.1:8081")) << help.out;
   EXPECT_TRUE(ShowsDefault(help.out, "--rescan TEXT=15s")) << help.out;
+  EXPECT_NE(help.out.find("--workers"), std::string::npos) << help.out;
   // Without the variables: root's system directories, anyone else's XDG ones.
   std::vector<std::string> env = {"LANEKEEPER_SPECS_DIR=", "LANEKEEPER_STATE_DIR=", "HOME=/h",
                                   "XDG_CONFIG_HOME=", "XDG_STATE_HOME="};

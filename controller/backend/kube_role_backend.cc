@@ -1,7 +1,7 @@
-// RoleBackend for Kubernetes, in one file on purpose (about 560 lines): it is the
+// RoleBackend for Kubernetes, in one file on purpose (about 620 lines): it is the
 // interface's five calls (Observe, Ensure, Stop, QueueServed, Record/Forget) over one cache
-// of three informers (Deployments, Pods, ConfigMaps), and each call reads that cache as the
-// others write it. The objects themselves are built in kube_deployment.cc.
+// of three informers (Deployments, Pods, ConfigMaps), and each call reads that cache, under
+// one lock, as the others write it. The objects themselves are built in kube_deployment.cc.
 #include "controller/backend/kube_role_backend.h"
 
 #include <spdlog/spdlog.h>
@@ -176,16 +176,32 @@ KubeRoleBackend::KubeRoleBackend(KubeRoleBackendOptions options)
     : o_(std::move(options)),
       clock_(o_.clock ? *o_.clock : SystemClock()),
       client_(*o_.client) {
-  auto informer = [&](kube::ResourceRef ref) {
+  auto informer = [&](kube::ResourceRef ref, std::function<void(Json&)> trim) {
     kube::InformerOptions io = o_.informer;
     io.resource = std::move(ref);
     io.label_selector = kube::kManagedSelector;
     io.field_selector.clear();
+    io.transform = std::move(trim);
     return std::make_unique<kube::Informer>(client_, std::move(io));
   };
-  deployments_informer_ = informer(kube::DeploymentsRef(o_.ns));
-  pods_informer_ = informer(kube::ResourceRef{"", "v1", "pods", o_.ns});
-  config_maps_informer_ = informer(kube::ConfigMapsRef(o_.ns));
+  // The caches keep what DeploymentView::From, PodView::From and TakeConfigMapChanges
+  // read, and nothing else: at 1000 lanes the pod templates, pod specs and ConfigMap files
+  // would be most of the controller's memory.
+  deployments_informer_ = informer(kube::DeploymentsRef(o_.ns), [](Json& d) {
+    Json kept = {{"metadata", JsonField(d, "metadata")}};
+    const Json& spec = JsonField(d, "spec");
+    if (spec.contains("replicas")) kept["spec"]["replicas"] = spec["replicas"];
+    const Json& volumes = JsonField(JsonField(JsonField(spec, "template"), "spec"), "volumes");
+    if (!volumes.is_null()) kept["spec"]["template"]["spec"]["volumes"] = volumes;
+    const Json& status = JsonField(d, "status");
+    if (status.contains("observedGeneration")) kept["status"]["observedGeneration"] = status["observedGeneration"];
+    d = std::move(kept);
+  });
+  pods_informer_ = informer(kube::ResourceRef{"", "v1", "pods", o_.ns}, [](Json& p) { p.erase("spec"); });
+  config_maps_informer_ = informer(kube::ConfigMapsRef(o_.ns), [](Json& cm) {
+    cm.erase("data");
+    cm.erase("binaryData");
+  });
 }
 
 KubeRoleBackend::~KubeRoleBackend() = default;
@@ -208,6 +224,7 @@ std::vector<int> KubeRoleBackend::wake_fds() const {
 Clock::TimePoint KubeRoleBackend::NextPoll() const { return Clock::TimePoint::max(); }
 
 std::vector<LaneKey> KubeRoleBackend::Poll() {
+  std::lock_guard<std::mutex> lock(mu_);
   std::set<LaneKey> lanes;
   TakeDeploymentChanges(lanes);
   TakePodChanges(lanes);
@@ -317,6 +334,7 @@ void KubeRoleBackend::RememberDeleted(const std::string& key, const std::string&
 }
 
 std::vector<LaneKey> KubeRoleBackend::Lanes() const {
+  std::lock_guard<std::mutex> lock(mu_);
   std::set<LaneKey> lanes;
   for (const auto& [key, d] : deployments_) lanes.insert(d.lane);
   for (const auto& [key, w] : written_) {
@@ -328,6 +346,7 @@ std::vector<LaneKey> KubeRoleBackend::Lanes() const {
 }
 
 ObservedLane KubeRoleBackend::Observe(const LaneKey& lane) {
+  std::lock_guard<std::mutex> lock(mu_);
   ObservedLane o;
   for (const char* role : kRoles) {
     const std::string key = NamespacedKey(lane.ns, kube::DeploymentName(lane.name, role));
@@ -398,9 +417,15 @@ StatusOr<EnsureResult> KubeRoleBackend::Ensure(const LaneMeta& lane, const RoleP
     const Json& cm = *rendered->config_map;
     config_map = cm["metadata"]["name"].get<std::string>();
     const std::string key = NamespacedKey(lane.key.ns, config_map);
-    if (!config_maps_.count(key)) {
+    bool known;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      known = config_maps_.count(key) > 0;
+    }
+    if (!known) {
       auto applied = client_.Patch(kube::ConfigMapsRef(lane.key.ns).Named(config_map), cm, apply);
       if (!applied.ok()) return applied.status();
+      std::lock_guard<std::mutex> lock(mu_);
       config_maps_[key] = lane.key;
       config_maps_by_lane_[lane.key].insert(key);
     }
@@ -413,7 +438,11 @@ StatusOr<EnsureResult> KubeRoleBackend::Ensure(const LaneMeta& lane, const RoleP
   // The generation this write will produce, so that one write carries it: the next one when
   // the Deployment exists (our spec differs from what is there, or we would not be here),
   // else 1. A wrong guess is put right by a second write.
-  std::optional<DeploymentView> current = View(key);
+  std::optional<DeploymentView> current;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    current = View(key);
+  }
   if (current && current->wants_pods() && !current->edited() && current->plan_hash == role.hash &&
       current->render_hash == RenderHash(o_.pod, role.kind)) {
     // Already so: what keeps it from running (a pod that cannot start) is not ours to fix
@@ -431,10 +460,13 @@ StatusOr<EnsureResult> KubeRoleBackend::Ensure(const LaneMeta& lane, const RoleP
     if (!fixed.ok()) return fixed.status();
     applied = std::move(fixed);
   }
-  Remember(key, *applied);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Remember(key, *applied);
+    records_[lane.key] = {lane.spec_hash, lane.generation, plan.queue};
+  }
   spdlog::info("controller: lane {}: applied deployment {} (plan {}, generation {})", lane.key.ToString(),
                name, role.hash, lane.generation);
-  records_[lane.key] = {lane.spec_hash, lane.generation, plan.queue};
   LK_RETURN_IF_ERROR(CollectConfigMaps(lane.key, config_map));
   return EnsureResult{true, std::nullopt};
 }
@@ -444,7 +476,13 @@ StatusOr<bool> KubeRoleBackend::Stop(const LaneKey& lane, const std::string& rol
   const std::string name = kube::DeploymentName(lane.name, role);
   const std::string key = NamespacedKey(lane.ns, name);
   const kube::ResourceRef ref = kube::DeploymentsRef(lane.ns).Named(name);
-  std::optional<DeploymentView> d = View(key);
+  std::optional<DeploymentView> d;
+  bool pods_left;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    d = View(key);
+    pods_left = !PodsOf(lane, role).empty();
+  }
   if (d && d->wants_pods()) {
     // Scale to 0: the Deployment controller deletes the pod, the kubelet sends SIGTERM and
     // the supervisor drains its worker and releases the lease.
@@ -453,6 +491,7 @@ StatusOr<bool> KubeRoleBackend::Stop(const LaneKey& lane, const std::string& rol
                   {"spec", {{"replicas", 0}}}};
     auto scaled = client_.Patch(ref, patch, {});
     if (!scaled.ok() && scaled.status().IsNotFound()) {
+      std::lock_guard<std::mutex> lock(mu_);
       RememberDeleted(key, d->uid);
       return false;  // gone already; its pods may not be
     }
@@ -462,7 +501,10 @@ StatusOr<bool> KubeRoleBackend::Stop(const LaneKey& lane, const std::string& rol
       Json fix = {{"metadata", {{"annotations", {{kube::kAppliedGenerationAnnotation, std::to_string(generation)}}}}}};
       if (auto fixed = client_.Patch(ref, fix, {}); fixed.ok()) scaled = std::move(fixed);
     }
-    Remember(key, *scaled);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      Remember(key, *scaled);
+    }
     spdlog::info("controller: lane {}: stopping {} ({}): deployment {} scaled to 0", lane.ToString(), role,
                  why, name);
     return false;
@@ -470,7 +512,7 @@ StatusOr<bool> KubeRoleBackend::Stop(const LaneKey& lane, const std::string& rol
   if (d && d->status_observed_generation >= 0 && d->status_observed_generation < d->generation) {
     return false;  // the Deployment controller has not acted on the scale yet
   }
-  if (!PodsOf(lane, role).empty()) return false;
+  if (pods_left) return false;
   // The informer may lag behind a pod that was just created: ask the API server itself.
   kube::ListOptions lo;
   lo.label_selector = std::string(kube::kLaneLabel) + "=" + lane.name + "," + kube::kRoleLabel + "=" + role;
@@ -485,7 +527,10 @@ StatusOr<bool> KubeRoleBackend::Stop(const LaneKey& lane, const std::string& rol
     del.precondition_uid = d->uid;
     Status s = client_.Delete(ref, del);
     if (!s.ok() && !s.IsNotFound() && s.code() != Status::Code::kConflict) return s;
-    RememberDeleted(key, d->uid);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      RememberDeleted(key, d->uid);
+    }
     spdlog::info("controller: lane {}: {} stopped; deployment {} deleted", lane.ToString(), role, name);
   }
   LK_RETURN_IF_ERROR(CollectConfigMaps(lane, ""));
@@ -493,30 +538,35 @@ StatusOr<bool> KubeRoleBackend::Stop(const LaneKey& lane, const std::string& rol
 }
 
 Status KubeRoleBackend::CollectConfigMaps(const LaneKey& lane, const std::string& keep) {
-  auto it = config_maps_by_lane_.find(lane);
-  if (it == config_maps_by_lane_.end()) return Status::OK();
-  std::set<std::string> used;
-  if (!keep.empty()) used.insert(keep);
-  for (const char* role : kRoles) {
-    if (auto d = View(NamespacedKey(lane.ns, kube::DeploymentName(lane.name, role)))) used.insert(d->config_map);
+  std::vector<std::string> unused;  // "ns/name"
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = config_maps_by_lane_.find(lane);
+    if (it == config_maps_by_lane_.end()) return Status::OK();
+    std::set<std::string> used;
+    if (!keep.empty()) used.insert(keep);
+    for (const char* role : kRoles) {
+      if (auto d = View(NamespacedKey(lane.ns, kube::DeploymentName(lane.name, role)))) used.insert(d->config_map);
+    }
+    for (const std::string& key : it->second) {
+      if (!used.count(key.substr(key.find('/') + 1))) unused.push_back(key);
+    }
   }
-  std::vector<std::string> gone;
-  for (const std::string& key : it->second) {
-    std::string name = key.substr(key.find('/') + 1);
-    if (used.count(name)) continue;
-    Status s = client_.Delete(kube::ConfigMapsRef(lane.ns).Named(name));
+  for (const std::string& key : unused) {
+    Status s = client_.Delete(kube::ConfigMapsRef(lane.ns).Named(key.substr(key.find('/') + 1)));
     if (!s.ok() && !s.IsNotFound()) return s;
-    gone.push_back(key);
-  }
-  for (const auto& key : gone) {
-    it->second.erase(key);
+    std::lock_guard<std::mutex> lock(mu_);
     config_maps_.erase(key);
+    auto it = config_maps_by_lane_.find(lane);
+    if (it == config_maps_by_lane_.end()) continue;
+    it->second.erase(key);
+    if (it->second.empty()) config_maps_by_lane_.erase(it);
   }
-  if (it->second.empty()) config_maps_by_lane_.erase(it);
   return Status::OK();
 }
 
 bool KubeRoleBackend::QueueServed(const std::string& queue_identity, const LaneKey& except) const {
+  std::lock_guard<std::mutex> lock(mu_);
   auto serves = [&](const DeploymentView& d) {
     return d.owns_worker && d.identity == queue_identity && d.lane != except && d.wants_pods();
   };
@@ -537,6 +587,7 @@ bool KubeRoleBackend::QueueServed(const std::string& queue_identity, const LaneK
 }
 
 Status KubeRoleBackend::Record(const LaneMeta& lane) {
+  std::lock_guard<std::mutex> lock(mu_);
   records_[lane.key] = {lane.spec_hash, lane.generation, lane.queue};
   return Status::OK();
 }
@@ -545,15 +596,21 @@ Status KubeRoleBackend::Forget(const LaneKey& lane) {
   for (const char* role : kRoles) {
     const std::string name = kube::DeploymentName(lane.name, role);
     const std::string key = NamespacedKey(lane.ns, name);
-    std::optional<DeploymentView> d = View(key);
+    std::optional<DeploymentView> d;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      d = View(key);
+    }
     if (!d || d->deleting) continue;
     kube::DeleteOptions del;
     del.precondition_uid = d->uid;
     Status s = client_.Delete(kube::DeploymentsRef(lane.ns).Named(name), del);
     if (!s.ok() && !s.IsNotFound() && s.code() != Status::Code::kConflict) return s;
+    std::lock_guard<std::mutex> lock(mu_);
     RememberDeleted(key, d->uid);
   }
   LK_RETURN_IF_ERROR(CollectConfigMaps(lane, ""));
+  std::lock_guard<std::mutex> lock(mu_);
   records_.erase(lane);
   return Status::OK();
 }

@@ -29,14 +29,18 @@
 // applied afresh). A Deployment applied with another pod template (a new --image, other
 // extra flags) reports no plan hash: the reconciler stops it and starts it anew.
 //
-// Owns: its informers and indices. Does not own: the client (must outlive it), deciding what
-// runs (the reconciler). Not thread-safe: one controller thread (the informers have their
-// own threads, behind their eventfds).
+// Threads: ThreadSafe(). Several reconcile workers call it at once, for different lanes;
+// the indices and our remembered writes are read and changed under mu_, and every API call
+// is made outside it, so that the writes of different lanes overlap. Poll (the only writer
+// of the informed indices) runs between rounds.
+// Owns: its informers and indices. Does not own: the client (must outlive it, and take
+// requests from several threads), deciding what runs (the reconciler).
 #pragma once
 
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -73,6 +77,7 @@ class KubeRoleBackend final : public RoleBackend {
   // Starts the informers and waits for their first lists (Unavailable when they do not
   // finish within sync_timeout: the API server is unreachable, or the RBAC refuses).
   Status Start() override;
+  bool ThreadSafe() const override { return true; }
   std::vector<LaneKey> Lanes() const override;
   ObservedLane Observe(const LaneKey& lane) override;
   StatusOr<EnsureResult> Ensure(const LaneMeta& lane, const RolePlan& plan,
@@ -94,6 +99,7 @@ class KubeRoleBackend final : public RoleBackend {
  private:
   struct Written;
 
+  // The helpers below expect mu_ held, but CollectConfigMaps (it calls the API server).
   // The Deployment of lane's role as far as we know: the informer's, or our own write
   // while the informer has not caught up with it. nullopt: none.
   std::optional<DeploymentView> View(const std::string& key) const;
@@ -114,6 +120,7 @@ class KubeRoleBackend final : public RoleBackend {
   std::unique_ptr<kube::Informer> pods_informer_;
   std::unique_ptr<kube::Informer> config_maps_informer_;
 
+  mutable std::mutex mu_;  // guards everything below
   std::map<std::string, DeploymentView> deployments_;  // by "ns/name", as informed
   std::map<std::string, Written> written_;             // our writes the informer lags behind
   std::map<std::string, PodView> pods_;                // by "ns/name"

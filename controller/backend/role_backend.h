@@ -13,10 +13,13 @@
 // Ensure may defer: a role that keeps dying is started again only after a backoff, and the
 // answer says when. Forget(lane) drops the records of a lane that runs nothing any more.
 //
-// Event plumbing for the controller's one thread: wake_fds() become readable when a role
+// Event plumbing for the controller's loop thread: wake_fds() become readable when a role
 // changed (a process exited), NextPoll() is when the backend needs Poll() anyway (a stop
 // that overran its deadline is killed), and Poll() returns the lanes whose roles changed.
-// Not thread-safe.
+// Threads: a backend whose ThreadSafe() is true takes Observe, Ensure, Stop, QueueServed,
+// Record and Forget from several reconcile workers at once (different lanes); Poll never
+// runs beside them. Any other is called from one thread at a time (the controller wraps it
+// in a SerialRoleBackend when it runs several workers).
 #pragma once
 
 #include <cstdint>
@@ -82,6 +85,8 @@ class RoleBackend {
  public:
   virtual ~RoleBackend() = default;
 
+  // See "Threads" above.
+  virtual bool ThreadSafe() const { return false; }
   // Picks up what an earlier controller left (adoption). Lanes() lists them afterwards.
   virtual Status Start() = 0;
   // Every lane the backend has anything for: running roles, or records.

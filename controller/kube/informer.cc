@@ -161,6 +161,19 @@ class Informer::Impl {
     return stopping_;
   }
 
+  // What the cache keeps of an object: see InformerOptions::transform.
+  void Trim(Json& object) const {
+    auto meta = object.find("metadata");
+    if (meta != object.end() && meta->is_object()) {
+      meta->erase("managedFields");
+      auto annotations = meta->find("annotations");
+      if (annotations != meta->end() && annotations->is_object()) {
+        annotations->erase("kubectl.kubernetes.io/last-applied-configuration");
+      }
+    }
+    if (options_.transform) options_.transform(object);
+  }
+
   Status ListOnce() {
     ListOptions lo;
     lo.label_selector = options_.label_selector;
@@ -169,6 +182,7 @@ class Informer::Impl {
     if (!list.ok()) return list.status();
     std::map<std::string, Json> fresh;
     for (auto& item : list->items) {
+      Trim(item);
       std::string key = ObjectKey(item);
       fresh.emplace(std::move(key), std::move(item));
     }
@@ -238,6 +252,7 @@ class Informer::Impl {
       std::string rv = ResourceVersionOf(ev.object);
       if (!rv.empty()) resource_version_ = rv;
       if (ev.type != WatchEvent::Type::kBookmark) {
+        Trim(ev.object);
         std::string key = ObjectKey(ev.object);
         const bool existed = cache_.count(key) > 0;
         changed = MarkLocked(key, existed);

@@ -57,6 +57,12 @@ struct InformerOptions {
   // the wait before the next try (for logs and tests). Must not call back into the
   // informer's destructor.
   std::function<void(const Status& failure, Millis retry_in)> on_failure{};
+  // Trims each object before it is cached (client-go's SetTransform): drops what the
+  // consumer never reads, so that a cache of thousands of objects stays small. Runs on the
+  // informer's thread; must keep metadata.namespace, name and resourceVersion. Every
+  // object loses metadata.managedFields and the kubectl.kubernetes.io/last-applied-
+  // configuration annotation first, whatever this says.
+  std::function<void(Json& object)> transform{};
 };
 
 struct InformerChange {

@@ -29,25 +29,32 @@ Reconciler::Reconciler(ReconcilerOptions options, LaneSource& source, RoleBacken
       backend_(backend) {}
 
 StatusOr<ReconcileResult> Reconciler::Reconcile(const LaneKey& key) {
-  // 1. Read the world.
+  // 1. Read the world. The source and the backend answer for themselves; this lane's
+  // records are read and written under mu_, the slow calls (the backend acting, the
+  // source's Hold and Release) are made outside it.
+  const bool stopping_all = stopping_all_.load();
   const SourcedLane* found = source_.Get(key);
-  const SourcedLane* sourced = stopping_all_ || (found && found->deleting) ? nullptr : found;
+  const SourcedLane* sourced = stopping_all || (found && found->deleting) ? nullptr : found;
   ObservedLane observed = backend_.Observe(key);
 
   // 2. Gone (or being deleted): stop every role; forget the lane once they are all gone,
   // and let its object go.
   if (!sourced) {
-    if (auto it = records_.find(key); it != records_.end()) {
-      Unindex(key, it->second);
-      records_.erase(it);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (auto it = records_.find(key); it != records_.end()) {
+        Unindex(key, it->second);
+        records_.erase(it);
+      }
+      for (auto& [id, keys] : waiting_) keys.erase(key);
     }
-    for (auto& [id, keys] : waiting_) keys.erase(key);
     auto gone = StopEverything(key, observed,
-                               stopping_all_ ? "the controller is stopping" : "lane deleted");
+                               stopping_all ? "the controller is stopping" : "lane deleted");
     if (gone.ok() && *gone) {
       LK_RETURN_IF_ERROR(backend_.Forget(key));
       // Stopping the controller is not deleting the lane: its object stays held.
-      if (found && found->deleting && !stopping_all_) LK_RETURN_IF_ERROR(source_.Release(key));
+      if (found && found->deleting && !stopping_all) LK_RETURN_IF_ERROR(source_.Release(key));
+      std::lock_guard<std::mutex> lock(mu_);
       refused_.erase(key);
       if (states_.erase(key) > 0 || !observed.roles.empty()) {
         spdlog::info("controller: lane {}: stopped and removed", key.ToString());
@@ -55,25 +62,34 @@ StatusOr<ReconcileResult> Reconciler::Reconcile(const LaneKey& key) {
       WakeWaiters();
       return ReconcileResult{};
     }
-    SetStatus(key, nullptr, nullptr, backend_.Observe(key), {},
-              gone.ok() ? "" : gone.status().message());
+    ObservedLane now = backend_.Observe(key);
+    std::lock_guard<std::mutex> lock(mu_);
+    SetStatus(key, nullptr, nullptr, now, {}, gone.ok() ? "" : gone.status().message());
     if (!gone.ok()) return gone.status();
     return ReconcileResult{};  // a role's exit wakes this key again
   }
 
-  // 3. The desired roles: admit the spec, then plan.
-  LaneRecord& record = records_[key];
+  // 3. The desired roles: admit the spec, then plan. The record is copied out: Converge
+  // acts on it without the lock (only this key's reconcile changes it).
   std::vector<SpecError> errors;
-  Admit(key, *sourced, observed, record, errors);
-  if (!record.admitted) {
-    // Invalid and never admitted here, or its queue is taken: leave what runs alone.
-    SetStatus(key, sourced, nullptr, observed, std::move(errors), "");
-    return ReconcileResult{};
+  LaneRecord record;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    LaneRecord& kept = records_[key];
+    Admit(key, *sourced, observed, kept, errors);
+    if (!kept.admitted) {
+      // Invalid and never admitted here, or its queue is taken: leave what runs alone.
+      SetStatus(key, sourced, nullptr, observed, std::move(errors), "");
+      return ReconcileResult{};
+    }
+    record = kept;
   }
   // 4.-6. Already so? Act, and say when to come back.
   if (Status held = source_.Hold(key); !held.ok()) return held;
   auto result = Converge(key, record, observed);
-  SetStatus(key, sourced, &record, backend_.Observe(key), std::move(errors),
+  ObservedLane now = backend_.Observe(key);
+  std::lock_guard<std::mutex> lock(mu_);
+  SetStatus(key, sourced, &record, now, std::move(errors),
             result.ok() ? "" : result.status().message());
   WakeWaiters();
   return result;
@@ -150,7 +166,10 @@ StatusOr<ReconcileResult> Reconciler::Converge(const LaneKey& key, const LaneRec
     if (!Alive(o)) continue;
     const PlannedRole* p = plan.Find(o.name);
     if (p && p->hash == o.plan_hash && !o.stopping) continue;
-    if (p && !o.stopping) ++spec_change_restarts_[key.name];
+    if (p && !o.stopping) {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++spec_change_restarts_[key.name];
+    }
     auto gone = backend_.Stop(key, o.name, p ? "its spec changed" : "no longer in the spec");
     if (!gone.ok()) return gone.status();
     stopped_any = true;
@@ -169,6 +188,11 @@ StatusOr<ReconcileResult> Reconciler::Converge(const LaneKey& key, const LaneRec
                                        return r.name != p.name && r.owns_worker && Alive(r);
                                      });
       if (other_owner) continue;
+      // The check and the wait are one step under mu_, as WakeWaiters is: a lane that
+      // frees the queue meanwhile finds this one waiting, or this one finds it free. Only
+      // this lane is admitted on the queue (Admit, under mu_), and only this reconcile
+      // acts for it, so no other lane starts a worker owner there once this one passed.
+      std::lock_guard<std::mutex> lock(mu_);
       if (backend_.QueueServed(record.identity, key)) {
         waiting_[record.identity].insert(key);
         continue;
@@ -284,6 +308,7 @@ void Reconciler::WakeWaiters() {
 }
 
 std::vector<LaneState> Reconciler::States() const {
+  std::lock_guard<std::mutex> lock(mu_);
   std::vector<LaneState> out;
   out.reserve(states_.size());
   for (const auto& [k, s] : states_) {
@@ -293,11 +318,13 @@ std::vector<LaneState> Reconciler::States() const {
 }
 
 const LaneState* Reconciler::State(const LaneKey& key) const {
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = states_.find(key);
   return it == states_.end() ? nullptr : &it->second;
 }
 
 std::vector<SpecError> Reconciler::RefusedErrors() const {
+  std::lock_guard<std::mutex> lock(mu_);
   std::vector<SpecError> out;
   for (const LaneKey& k : refused_) {
     const auto& errors = states_.at(k).spec_errors;

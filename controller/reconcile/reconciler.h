@@ -21,14 +21,31 @@
 //   - a lane that would share a queue of one Redis with an admitted lane is not started;
 //     it is reconciled again when that queue is freed
 //   - the generation counts spec changes (the source's own when it has one)
+//
+// Concurrency: Reconcile may run for different keys on several threads at once (the
+// ReconcileLoop's workers), never for one key twice at once. It decides under one lock
+// and acts outside it: the cross-lane records (which lane is admitted on which queue,
+// which lanes wait for one, every lane's status) are read and changed under mu_, while
+// the slow calls — the backend's Ensure and Stop, the source's Hold and Release, each an
+// API round trip in Kubernetes — run unlocked, so that those of different lanes overlap.
+// The rules hold because (a) a queue has one admitted lane at a time (Admit, under mu_),
+// and only that lane's reconcile starts a worker owner on it; (b) the check "does another
+// lane still serve the queue" and "then wait for it" are one step under mu_, as is
+// WakeWaiters, so a wake is never lost between them; (c) a lane's own record changes
+// only in its own reconcile. The source and the backend must answer Get, Observe and
+// QueueServed from several threads (the backend takes its own lock; mu_ is taken before
+// it, never after); the caller does not Poll them while a round of reconciles runs.
 // Owns: per lane, the admitted spec, its hash and generation, and the lane's status. Does
 // not own: processes or pods (RoleBackend), spec text (LaneSource), time (Clock), the
-// work queue (the caller requeues as the result says; `wake` asks for other keys). Not
-// thread-safe: one key at a time.
+// work queue (the caller requeues as the result says; `wake` asks for other keys, and may
+// be called from any worker). States(), State(), RefusedErrors() and
+// spec_change_restarts() are for the caller between rounds.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -90,7 +107,8 @@ class Reconciler {
   };
 
   // Decides the spec the lane runs: the source's, or the last admitted one when the
-  // source's is invalid or takes another lane's queue. Sets *errors to why not.
+  // source's is invalid or takes another lane's queue. Sets *errors to why not. mu_ held
+  // (as for Unindex and SetStatus).
   void Admit(const LaneKey& key, const SourcedLane& sourced, const ObservedLane& observed,
              LaneRecord& record, std::vector<SpecError>& errors);
   void Unindex(const LaneKey& key, LaneRecord& record);
@@ -102,14 +120,15 @@ class Reconciler {
   void SetStatus(const LaneKey& key, const SourcedLane* sourced, const LaneRecord* record,
                  const ObservedLane& observed, std::vector<SpecError> errors,
                  const std::string& failure);
-  // Wakes lanes that waited for a queue that is free now.
+  // Wakes lanes that waited for a queue that is free now. mu_ held.
   void WakeWaiters();
 
   ReconcilerOptions o_;
   const Clock& clock_;
   LaneSource& source_;
   RoleBackend& backend_;
-  bool stopping_all_ = false;
+  std::atomic<bool> stopping_all_{false};
+  mutable std::mutex mu_;  // guards everything below
   std::map<LaneKey, LaneRecord> records_;
   std::map<std::string, LaneKey> queue_owners_;  // identity -> the lane admitted on it
   std::map<std::string, std::set<LaneKey>> waiting_;  // identity -> lanes waiting for it

@@ -13,6 +13,11 @@ WorkQueue::WorkQueue(const Clock& clock, RateLimit limit) : clock_(clock), limit
 void WorkQueue::Add(const LaneKey& key) { AddAfter(key, Millis(0)); }
 
 void WorkQueue::AddAfter(const LaneKey& key, Millis delay) {
+  std::lock_guard<std::mutex> lock(mu_);
+  AddAfterLocked(key, delay);
+}
+
+void WorkQueue::AddAfterLocked(const LaneKey& key, Millis delay) {
   Clock::TimePoint at = delay.count() <= 0 ? kReady : clock_.Now() + delay;
   auto it = due_at_.find(key);
   if (it != due_at_.end()) {
@@ -36,13 +41,18 @@ Millis WorkQueue::Backoff(int failures) const {
 }
 
 void WorkQueue::AddRateLimited(const LaneKey& key) {
+  std::lock_guard<std::mutex> lock(mu_);
   int failures = ++failures_[key];
-  AddAfter(key, Backoff(failures));
+  AddAfterLocked(key, Backoff(failures));
 }
 
-void WorkQueue::Forget(const LaneKey& key) { failures_.erase(key); }
+void WorkQueue::Forget(const LaneKey& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  failures_.erase(key);
+}
 
 int WorkQueue::Failures(const LaneKey& key) const {
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = failures_.find(key);
   return it == failures_.end() ? 0 : it->second;
 }
@@ -57,16 +67,28 @@ void WorkQueue::Promote() {
   }
 }
 
-std::optional<LaneKey> WorkQueue::Pop() {
+std::optional<LaneKey> WorkQueue::Pop() { return Pop({}); }
+
+std::optional<LaneKey> WorkQueue::Pop(const std::set<LaneKey>& busy) {
+  std::lock_guard<std::mutex> lock(mu_);
   Promote();
-  if (ready_.empty()) return std::nullopt;
-  LaneKey key = std::move(ready_.front());
-  ready_.pop_front();
+  // Busy keys are few (one per worker): passing over them keeps the scan short.
+  auto it = std::find_if(ready_.begin(), ready_.end(),
+                         [&](const LaneKey& k) { return !busy.count(k); });
+  if (it == ready_.end()) return std::nullopt;
+  LaneKey key = std::move(*it);
+  ready_.erase(it);
   due_at_.erase(key);
   return key;
 }
 
+size_t WorkQueue::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return due_at_.size();
+}
+
 Clock::TimePoint WorkQueue::NextDue() const {
+  std::lock_guard<std::mutex> lock(mu_);
   if (!ready_.empty()) return kReady;
   if (waiting_.empty()) return Clock::TimePoint::max();
   return waiting_.begin()->first;

@@ -7,17 +7,21 @@
 //                        to 1000 s (controller-runtime's default per-item limiter)
 //   Forget(key)          the key reconciled fine: its backoff starts over
 //   Pop()                the due key that waited longest
+//   Pop(busy)            the same, passing over keys in busy (being reconciled): they
+//                        stay queued, and are popped once their reconcile is done
 //
 // Keys, not events: whatever woke a key (a file changed, a process died, a resync), the
 // reconcile reads the world afresh, so many wake-ups before a Pop are one reconcile.
 // Owns: the keys, their due times and failure counts. Does not own: time (a Clock) or
-// waiting (the controller's loop polls until NextDue()). Not thread-safe: the controller
-// pops and reconciles one key at a time on one thread.
+// waiting (the controller's loop polls until NextDue()). Thread-safe: every call takes
+// the queue's lock, so a reconcile on a worker thread may Add a key (a wake) while
+// another worker pops.
 #pragma once
 
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 
@@ -46,15 +50,19 @@ class WorkQueue {
 
   // The key due longest, or nullopt when none is due yet.
   std::optional<LaneKey> Pop();
+  std::optional<LaneKey> Pop(const std::set<LaneKey>& busy);
   // When the next key falls due; TimePoint::max() when none is queued.
   Clock::TimePoint NextDue() const;
   // Keys queued, due or not.
-  size_t size() const { return due_at_.size(); }
+  size_t size() const;
 
  private:
-  // Moves keys whose time came into ready_.
+  // Moves keys whose time came into ready_. The lock is held.
   void Promote();
+  void AddAfterLocked(const LaneKey& key, Millis delay);
   Millis Backoff(int failures) const;
+
+  mutable std::mutex mu_;
 
   const Clock& clock_;
   RateLimit limit_;

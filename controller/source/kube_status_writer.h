@@ -1,7 +1,7 @@
 // KubeStatusWriter: writes Lanes' status subresources, off the controller's thread.
 //
-// The controller reconciles every lane on one thread; reading a lane's Redis and patching
-// its status there would stall it (1000 lanes, a slow Redis). So PublishStatus only hands
+// The controller reconciles lanes on a few worker threads; reading a lane's Redis and
+// patching its status there would stall them (1000 lanes, a slow Redis). So PublishStatus only hands
 // the lane's state to this writer: a queue with at most one entry per lane (a newer state of
 // a lane waiting replaces the older one: controller-runtime's deduplicating work queue,
 // bounded by the number of lanes), drained by a few threads, never two on one lane at once.

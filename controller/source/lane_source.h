@@ -9,7 +9,9 @@
 // Event plumbing, so that one thread can wait on everything with poll(): wake_fd() is
 // readable when something may have changed, NextPoll() is when the source wants Poll()
 // called anyway (a debounce, a rescan); Poll() handles both and returns the keys whose
-// lane appeared, changed or disappeared. Not thread-safe: one controller thread calls it.
+// lane appeared, changed or disappeared. Threads: Get, Hold and Release are called by
+// several reconcile workers at once (for different keys), never beside Poll (the
+// controller polls between rounds of reconciles); everything else from one thread.
 #pragma once
 
 #include <cstdint>
