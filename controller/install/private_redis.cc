@@ -124,10 +124,9 @@ PrivateRedis::~PrivateRedis() { Stop(); }
 StatusOr<std::unique_ptr<PrivateRedis>> PrivateRedis::Start(const PrivateRedisOptions& options) {
   std::unique_ptr<PrivateRedis> redis(new PrivateRedis(options));
   const std::string& dir = options.dir;
-  // sun_path holds 107 bytes and a NUL, but hiredis 0.14 (Debian 12) copies the path with
-  // strncpy(sun_path, path, 107) into memory it did not zero: a path of exactly 107 bytes
-  // is left unterminated and connects to garbage (seen under ASan). 106 is what works.
-  constexpr size_t kMaxSocketPath = sizeof(sockaddr_un::sun_path) - 2;
+  // 106 bytes (kMaxUnixSocketPath: a path of 107 connects to garbage under hiredis 0.14,
+  // seen under ASan), checked before the URL is so that the message names the directory.
+  constexpr size_t kMaxSocketPath = kMaxUnixSocketPath;
   if (SocketPath(dir).size() > kMaxSocketPath) {
     return Status::InvalidArgument(
         "the socket path " + SocketPath(dir) + " is " + std::to_string(SocketPath(dir).size()) +
