@@ -1,8 +1,8 @@
-// `lanekeeper doctor [--queue Q] [--json] [--controller URL]`: runs the health checks
-// (controller/status/doctor.h) and prints one line per check, "name: ok|info|warn|fail  message", or
-// one JSON object. With --controller it adds `controller` checks: what a running
-// `lanekeeper controller` says about its lanes, read over HTTP from its /readyz and /status
-// (docs/status.md). Exit code: 0 when every check is ok (or info), 1 when the worst is warn,
+// `lanekeeper doctor [--queue Q] [--json] [--controller URL [--auth-token-file F]]`: runs the
+// health checks (controller/status/doctor.h) and prints one line per check, "name:
+// ok|info|warn|fail  message", or one JSON object. With --controller it adds `controller`
+// checks: what a running `lanekeeper controller` says about its lanes, read over HTTP from
+// its /readyz and /status (docs/status.md), with the bearer token of F if given. Exit code: 0 when every check is ok (or info), 1 when the worst is warn,
 // 2 when it is fail, so scripts and monitoring can act on it without parsing.
 //
 // `doctor --kube --lane NS/NAME [--kubeconfig F] [--context C]`: the same checks for a Lane
@@ -27,6 +27,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cmd/commands.h"
+#include "cmd/controller_client.h"
 #include "controller/kube/kube_config.h"
 #include "controller/kube/kube_names.h"
 #include "controller/kube/kube_secret.h"
@@ -53,6 +54,7 @@ struct DoctorFlags {
   std::string role = "supervisor";
   std::string pod;    // "": $POD_NAME
   std::string controller;  // empty: no controller checks
+  std::string auth_token_file;  // the controller's bearer token (ReadControllerToken)
   int64_t waiting_threshold = DoctorOptions{}.waiting_threshold;
   std::string wedge_time = FormatDuration(DoctorOptions{}.wedge_time);
 };
@@ -71,24 +73,6 @@ int ExitCodeFor(CheckLevel worst) {
 // a 500 ms timeout, cached for a second, so a healthy controller answers well within this.
 constexpr std::chrono::seconds kControllerTimeout{10};
 
-struct HttpAnswer {
-  int code = 0;
-  std::string body;
-};
-
-// GET base+path. cpprestsdk throws on connection errors and timeouts: Unavailable here.
-StatusOr<HttpAnswer> HttpGet(const std::string& base, const std::string& path) {
-  try {
-    web::http::client::http_client_config config;
-    config.set_timeout(kControllerTimeout);
-    web::http::client::http_client client(base, config);
-    web::http::http_response response = client.request(web::http::methods::GET, path).get();
-    return HttpAnswer{response.status_code(), response.extract_utf8string(true).get()};
-  } catch (const std::exception& e) {
-    return Status::Unavailable(e.what());
-  }
-}
-
 DoctorCheck ControllerCheck(CheckLevel level, std::string message,
                             std::map<std::string, std::string> details) {
   return DoctorCheck{"controller", level, std::move(message), std::move(details)};
@@ -98,15 +82,20 @@ DoctorCheck ControllerCheck(CheckLevel level, std::string message,
 // ready; else one warn per lane that is not Ready (its Ready reason and message), per lane
 // whose latest spec edit is invalid, and one for spec errors that keep lanes from running.
 // Every message is in docs/production.md.
-std::vector<DoctorCheck> ControllerChecks(const std::string& url) {
+std::vector<DoctorCheck> ControllerChecks(const std::string& url, const std::string& token,
+                                          const std::string& token_file) {
   const std::string at = "controller at " + url;
+  auto unauthorized = [&] {
+    return std::vector<DoctorCheck>{ControllerCheck(
+        CheckLevel::kFail, ControllerUnauthorized(url, token_file), {{"url", url}})};
+  };
   auto unexpected = [&](const std::string& path, const std::string& why) {
     return std::vector<DoctorCheck>{ControllerCheck(
         CheckLevel::kFail, at + " gave an unexpected answer to " + path + ": " + why +
                                "; is it a `lanekeeper controller` status address?",
         {{"url", url}})};
   };
-  auto readyz = HttpGet(url, "/readyz");
+  auto readyz = ControllerGet(url, "/readyz", token, kControllerTimeout);
   if (!readyz.ok()) {
     return {ControllerCheck(CheckLevel::kFail,
                             at + " unreachable: " + readyz.status().message() +
@@ -119,14 +108,16 @@ std::vector<DoctorCheck> ControllerChecks(const std::string& url) {
                                  "a few seconds, and if it persists see the controller's log",
                             {{"url", url}})};
   }
+  if (readyz->code == 401) return unauthorized();
   if (readyz->code != 200) return unexpected("/readyz", "HTTP " + std::to_string(readyz->code));
-  auto status = HttpGet(url, "/status");
+  auto status = ControllerGet(url, "/status", token, kControllerTimeout);
   if (!status.ok()) {
     return {ControllerCheck(CheckLevel::kFail,
                             at + " unreachable: " + status.status().message() +
                                 "; is `lanekeeper controller` running?",
                             {{"url", url}})};
   }
+  if (status->code == 401) return unauthorized();
   if (status->code != 200) return unexpected("/status", "HTTP " + std::to_string(status->code));
   auto j = nlohmann::json::parse(status->body, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("lanes") || !j["lanes"].is_array()) {
@@ -320,6 +311,11 @@ int RunDoctorCommand(const GlobalOptions& global, const DoctorFlags& flags) {
               << "': expected http://HOST:PORT, e.g. http://127.0.0.1:8081\n";
     return kExitUsage;
   }
+  auto token = ReadControllerToken(flags.auth_token_file);
+  if (!token.ok()) {
+    std::cerr << "lanekeeper: " << token.status().message() << "\n";
+    return kExitUsage;
+  }
   DoctorOptions options;
   options.waiting_threshold = flags.waiting_threshold;
   options.wedge_time = *wedge;
@@ -332,7 +328,9 @@ int RunDoctorCommand(const GlobalOptions& global, const DoctorFlags& flags) {
     report = RunDoctor(global.redis_url, global.queue, options);
   }
   if (!controller.empty()) {
-    for (auto& check : ControllerChecks(controller)) report.checks.push_back(std::move(check));
+    for (auto& check : ControllerChecks(controller, *token, flags.auth_token_file)) {
+      report.checks.push_back(std::move(check));
+    }
   }
   if (flags.json) {
     std::cout << report.ToJson() << "\n";
@@ -368,9 +366,14 @@ void AddDoctorCommand(CLI::App& app, GlobalOptions& global, int& exit_code) {
       ->check(CLI::IsMember({"supervisor", "autopilot"}))
       ->capture_default_str();
   cmd->add_option("--pod", flags->pod, "(--probe) this pod's name (default: $POD_NAME)");
-  cmd->add_option("--controller", flags->controller,
-                  "Also check a running `lanekeeper controller` at this status URL, e.g. "
-                  "http://127.0.0.1:8081");
+  CLI::Option* controller =
+      cmd->add_option("--controller", flags->controller,
+                      "Also check a running `lanekeeper controller` at this status URL, e.g. "
+                      "http://127.0.0.1:8081");
+  cmd->add_option("--auth-token-file", flags->auth_token_file,
+                  "(--controller) File (mode 0600) holding the bearer token the controller's "
+                  "status server requires (its own --auth-token-file)")
+      ->needs(controller);
   cmd->add_option("--waiting-threshold", flags->waiting_threshold,
                   "queue_health warns when more jobs than this wait")
       ->check(CLI::NonNegativeNumber)

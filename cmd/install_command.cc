@@ -1,6 +1,7 @@
 // `lanekeeper install --target systemd --repo R --concurrency N --max-rss MB [--user]
 // [--dry-run] [--unit-dir DIR] ...` (one lane's supervisor and autopilot), or
-// `install --target systemd --controller --specs DIR [--state-dir D] [--status-addr A]`
+// `install --target systemd --controller --specs DIR [--state-dir D] [--status-addr A]
+// [--auth-token-file F | --insecure]`
 // (the controller that runs every Lane of DIR): flags to options, then prints the units
 // (--dry-run) or writes them and prints the systemctl commands to run. It never runs
 // systemctl itself: enabling services is the operator's step (and there is no systemd in CI).
@@ -62,6 +63,7 @@ int RunInstall(const CLI::App& root, const GlobalOptions& global, const InstallF
     if (!rendered.ok()) return Fail(rendered.status());
     units = *rendered;
     check = "lanekeeper doctor --controller http://" + c.status_addr;
+    if (!c.auth_token_file.empty()) check += " --auth-token-file " + c.auth_token_file;
   } else {
     for (const char* flag : {"--repo", "--concurrency", "--max-rss"}) {
       if (root.get_subcommand("install")->get_option(flag)->count() == 0) {
@@ -140,6 +142,11 @@ void AddInstallCommand(CLI::App& app, GlobalOptions& global, int& exit_code) {
   cmd->add_option("--status-addr", c.status_addr,
                   "With --controller: the status server's HOST:PORT, or off")
       ->capture_default_str();
+  cmd->add_option("--auth-token-file", c.auth_token_file,
+                  "With --controller: the status server's bearer token file (mode 0600); the "
+                  "unit names the file, never the token");
+  cmd->add_flag("--insecure", c.insecure,
+                "With --controller: serve a non-loopback --status-addr without a token");
   cmd->add_option("--interval", flags->interval, "Autopilot dispatch interval")
       ->capture_default_str();
   cmd->add_option("--drain-timeout", flags->drain_timeout,

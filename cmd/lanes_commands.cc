@@ -1,9 +1,7 @@
 // `lanekeeper apply -f FILE`, `get [NAME] [-o table|yaml|json]`, `delete NAME`: the specs
 // directory a file-backed controller watches (controller/spec/spec_dir.h). They change files;
 // the controller converges. `get` adds the controller's view (READY, owner) when one
-// answers at --controller.
-#include <cpprest/http_client.h>
-
+// answers at --controller (with the bearer token of --auth-token-file, if given).
 #include <iomanip>
 #include <iostream>
 #include <memory>
@@ -13,6 +11,7 @@
 
 #include "controller/spec/lane_parser.h"
 #include "cmd/commands.h"
+#include "cmd/controller_client.h"
 #include "controller/lane_controller.h"
 #include "controller/spec/redis_password.h"
 #include "controller/spec/spec_dir.h"
@@ -29,20 +28,26 @@ struct LanesFlags {
   std::string name;
   std::string output = "table";
   std::string controller_url = "http://127.0.0.1:8081";
+  std::string auth_token_file;  // the controller's bearer token (ReadControllerToken)
 };
 
-// The controller's /status, or null when none answers within a second.
-nlohmann::json FetchControllerStatus(const std::string& url) {
-  try {
-    web::http::client::http_client_config config;
-    config.set_timeout(std::chrono::seconds(1));
-    web::http::client::http_client client(url, config);
-    auto response = client.request(web::http::methods::GET, "/status").get();
-    if (response.status_code() != 200) return nullptr;
-    return nlohmann::json::parse(response.extract_string().get());
-  } catch (const std::exception&) {
-    return nullptr;
+// The controller's /status; null when none answers within a second, or it refused us.
+struct ControllerView {
+  nlohmann::json status;
+  std::string refused;  // the 401 message (ControllerUnauthorized), or ""
+};
+
+ControllerView FetchControllerStatus(const LanesFlags& f, const std::string& token) {
+  ControllerView view;
+  auto answer = ControllerGet(f.controller_url, "/status", token, std::chrono::seconds(1));
+  if (!answer.ok()) return view;
+  if (answer->code == 401) {
+    view.refused = ControllerUnauthorized(f.controller_url, f.auth_token_file);
+  } else if (answer->code == 200) {
+    view.status = nlohmann::json::parse(answer->body, nullptr, /*allow_exceptions=*/false);
+    if (view.status.is_discarded()) view.status = nullptr;
   }
+  return view;
 }
 
 const nlohmann::json* FindLane(const nlohmann::json& status, const std::string& name) {
@@ -102,7 +107,17 @@ int RunGet(const LanesFlags& f, const GlobalOptions& global) {
     std::cerr << "lanekeeper: lane '" << f.name << "' not found in " << f.specs_dir << "\n";
     return kExitFailure;
   }
-  nlohmann::json status = FetchControllerStatus(f.controller_url);
+  auto token = ReadControllerToken(f.auth_token_file);
+  if (!token.ok()) {
+    std::cerr << "lanekeeper: " << token.status().message() << "\n";
+    return kExitUsage;
+  }
+  const ControllerView view = FetchControllerStatus(f, *token);
+  const nlohmann::json& status = view.status;
+  // yaml and json stay parseable: the refusal goes to stderr there.
+  if (!view.refused.empty() && f.output != "table") {
+    std::cerr << "warning: " << view.refused << "\n";
+  }
   auto with_status = [&](const LaneSpec& l) {
     // The passwordFile printed for an inline password is apply's copy; a spec written by
     // hand gets it here, so that the output applies back.
@@ -160,7 +175,9 @@ int RunGet(const LanesFlags& f, const GlobalOptions& global) {
     }
     std::cout << "\n";
   }
-  if (status.is_null()) {
+  if (!view.refused.empty()) {
+    std::cout << "(" << view.refused << "; READY and OWNER unknown)\n";
+  } else if (status.is_null()) {
     std::cout << "(no controller answered at " << f.controller_url
               << ": READY and OWNER unknown)\n";
   }
@@ -193,6 +210,9 @@ void AddLanesCommands(CLI::App& app, GlobalOptions& global, int& exit_code) {
       ->capture_default_str();
   get->add_option("--controller", f->controller_url, "The controller's status address")
       ->capture_default_str();
+  get->add_option("--auth-token-file", f->auth_token_file,
+                  "File (mode 0600) holding the bearer token the controller's status server "
+                  "requires (its own --auth-token-file)");
   AddSpecsFlag(get, *f);
   get->callback([f, &global, &exit_code] { exit_code = RunGet(*f, global); });
 

@@ -163,6 +163,12 @@ int RunUp(const UpFlags& f, const GlobalOptions& global, bool redis_given) {
   if (state.size() > 1 && state.back() == '/') state.pop_back();
   const std::string private_url = PrivateRedis::UrlFor(state + "/redis");
   const std::string default_url = redis_given ? global.redis_url : private_url;
+  // Said in the private Redis's words (naming the state dir), before the URL parser would
+  // refuse the same path in its own.
+  if (Status s = PrivateRedis::CheckSocketPath(state + "/redis"); !redis_given && !s.ok()) {
+    std::cerr << "lanekeeper: up: private Redis: " << s.message() << "\n";
+    return kExitFailure;
+  }
   if (auto ep = ParseRedisUrl(default_url); !ep.ok()) {
     std::cerr << "lanekeeper: up: "
               << (redis_given ? "--redis: " + ep.status().message()

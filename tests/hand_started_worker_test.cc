@@ -157,5 +157,56 @@ TEST_F(HandStartedWorker, ASupervisorStartedBesideItStandsByAndTakesOverWhenItSt
   sup->Wait(kSlack);
 }
 
+// A worker paused (SIGSTOP) past its jobs' leases while it held claimed jobs it had not
+// started: another worker takes the queue and runs those jobs; the paused one, woken,
+// must not start them as well (it asks Redis first, finds the claims gone and drops them).
+TEST_F(HandStartedWorker, AWorkerWokenFromSigstopRunsNoneOfItsBufferedJobsReclaimedMeanwhile) {
+  std::vector<std::string> argv = {testing::LanekeeperBinary(), "jobs", "work", "--redis",
+                                   redis_->url(), "--queue", kQueue, "--concurrency", "1",
+                                   "--max-rss", "0", "--handlers", Handlers(),
+                                   "--lease-ttl", "3s"};
+  auto first = std::make_unique<ChildProcess>(argv);
+  ASSERT_TRUE(OwnedBy("worker", first->pid())) << first->Stderr();
+  // Fast jobs first: a worker that has seen them prefetches (buffers) claimed jobs.
+  auto warm_up = testing::SubmitMany(*queue_, "noop", 40);
+  ASSERT_TRUE(AllCompleted(warm_up)) << first->Stderr();
+
+  // One claim: a sleep that holds the only executor, and behind it the recorded jobs,
+  // buffered. Their 5 s leases run out while the worker is paused.
+  std::vector<JobSpec> specs;
+  JobSpec sleep;
+  sleep.name = "sleep";
+  sleep.payload = R"({"ms": 4000})";
+  sleep.priority = -1;
+  specs.push_back(sleep);
+  for (int i = 0; i < 20; ++i) {
+    JobSpec rec;
+    rec.name = "rec";
+    rec.lease = kMinLease;
+    specs.push_back(rec);
+  }
+  auto submitted = queue_->EnqueueBatch(specs);
+  ASSERT_TRUE(submitted.ok()) << submitted.status().message();
+  std::vector<std::string> ids;
+  for (size_t i = 1; i < submitted->size(); ++i) ids.push_back((*submitted)[i].id);
+  ASSERT_TRUE(Eventually([&] { return records_->Stats().active == 21; }, kSlack))
+      << first->Stderr();
+  ASSERT_TRUE(first->Signal(SIGSTOP));
+  ASSERT_FALSE(Runs().Started(ids.front())) << "a buffered job started before the pause";
+
+  argv.push_back("--standby");
+  auto second = std::make_unique<ChildProcess>(argv);
+  ASSERT_TRUE(OwnedBy("worker", second->pid())) << second->Stderr();
+  ASSERT_TRUE(AllCompleted(ids)) << second->Stderr();
+  EXPECT_EQ(RanBy(ids), std::set<int>{second->pid()});
+
+  ASSERT_TRUE(first->Signal(SIGCONT));
+  EXPECT_EQ(first->Wait(kSlack), kExitFenced) << first->Stderr();
+  EXPECT_EQ(RanBy(ids), std::set<int>{second->pid()}) << "the woken worker ran reclaimed jobs";
+  EXPECT_EQ(Runs().EachRanOnce(ids), "");
+  second->Signal(SIGTERM);
+  second->Wait(kSlack);
+}
+
 }  // namespace hand_started_test
 }  // namespace lk

@@ -3,6 +3,7 @@
 // run the production shape that doctor approves.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -423,6 +424,57 @@ TEST_F(InstallControllerTest, WritesOneControllerUnitSystemdAccepts) {
             std::string::npos) << all;
   EXPECT_NE(all.find("KillMode: process"), std::string::npos) << all;
   EXPECT_NE(all.find("TimeoutStopSec: 2min\n"), std::string::npos) << all;
+}
+
+// The status server's access goes into the unit as the controller's flags: the token
+// file's path (never the token) or --insecure; off loopback, one of them is required, as
+// the controller itself requires it.
+TEST_F(InstallControllerTest, TheStatusServersTokenFileOrInsecureGoesIntoTheUnitNeverTheToken) {
+  const std::string token = dir_ + "/token";
+  std::ofstream(token) << "tok-Unit9\n";
+  ::chmod(token.c_str(), 0600);
+  const std::vector<std::string> base = {"install", "--target", "systemd", "--controller",
+                                         "--specs", specs_, "--state-dir", dir_ + "/state",
+                                         "--unit-dir", dir_ + "/units", "--status-addr",
+                                         "0.0.0.0:8081"};
+  auto r = testing::RunLanekeeper(base);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--status-addr 0.0.0.0:8081 is not a loopback address"),
+            std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("give --auth-token-file FILE (mode 0600), or --insecure"),
+            std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/units"));
+
+  auto args = base;
+  args.insert(args.end(), {"--auth-token-file", token});
+  r = testing::RunLanekeeper(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream in(dir_ + "/units/lanekeeper-controller.service");
+  std::string unit((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(unit.find("--status-addr 0.0.0.0:8081 --auth-token-file " + token + "\n"),
+            std::string::npos) << unit;
+  EXPECT_EQ(unit.find("tok-Unit9"), std::string::npos) << unit;
+  EXPECT_NE(r.out.find("lanekeeper doctor --controller http://0.0.0.0:8081 --auth-token-file " +
+                       token), std::string::npos) << r.out;
+
+  args = base;
+  args.push_back("--insecure");
+  r = testing::RunLanekeeper(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream again(dir_ + "/units/lanekeeper-controller.service");
+  unit.assign(std::istreambuf_iterator<char>(again), std::istreambuf_iterator<char>());
+  EXPECT_NE(unit.find("--status-addr 0.0.0.0:8081 --insecure\n"), std::string::npos) << unit;
+
+  args.insert(args.end(), {"--auth-token-file", token});
+  r = testing::RunLanekeeper(args);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--auth-token-file and --insecure: give one"), std::string::npos) << r.err;
+  ::chmod(token.c_str(), 0644);
+  args = base;
+  args.insert(args.end(), {"--auth-token-file", token});
+  r = testing::RunLanekeeper(args);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("is readable by group or others (mode 0644)"), std::string::npos) << r.err;
 }
 
 TEST_F(InstallControllerTest, BadInputsAreRejectedAndLaneFlagsStayRequiredWithoutIt) {

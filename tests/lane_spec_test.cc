@@ -568,6 +568,19 @@ TEST(LaneSpecParse, RedisReplicasReachTheRolesAsTheirGlobalFlag) {
             std::string::npos);
 }
 
+TEST(LaneSpecParse, AUnixSocketPathPast106BytesIsRefusedAtItsLine) {
+  const std::string path106 = "/" + std::string(99, 'd') + "/r.soc";
+  std::vector<LaneSpec> lanes;
+  EXPECT_EQ(Parse(std::string(kHeader) + "  redis: {url: \"unix://" + path106 + "\"}\n", &lanes),
+            std::vector<std::string>{});
+  auto errors = Parse(std::string(kHeader) + "  redis: {url: \"unix://" + path106 + "k\"}\n");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("spec.redis.url"), std::string::npos) << errors[0];
+  EXPECT_NE(errors[0].find("a unix socket path is at most 106 bytes (hiredis 0.14), this one is 107"),
+            std::string::npos)
+      << errors[0];
+}
+
 TEST(LaneSpecParse, MegabytesInEveryForm) {
   EXPECT_EQ(*ParseMegabytes("2048"), 2048);
   EXPECT_EQ(*ParseMegabytes("2048Mi"), 2048);

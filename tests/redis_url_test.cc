@@ -57,6 +57,25 @@ TEST(RedisUrl, ParsesUnixSocketsWithDb) {
   EXPECT_EQ(ep->db, 2);
 }
 
+// hiredis 0.14 leaves a socket path of 107 bytes unterminated: refused when the URL is read,
+// with the limit and the length, rather than connecting to garbage.
+TEST(RedisUrl, AcceptsAUnixSocketPathOf106BytesAndRefuses107) {
+  const std::string path106 = "/" + std::string(99, 'd') + "/r.soc";
+  ASSERT_EQ(path106.size(), 106u);
+  auto ok = ParseRedisUrl("unix://:pw@" + path106 + "?db=1");
+  ASSERT_TRUE(ok.ok()) << ok.status().message();
+  EXPECT_EQ(ok->unix_path, path106);
+
+  const std::string path107 = path106 + "k";
+  auto refused = ParseRedisUrl("unix://:s3cret@" + path107 + "?db=1");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find(
+                "a unix socket path is at most 106 bytes (hiredis 0.14), this one is 107"),
+            std::string::npos)
+      << refused.status().message();
+  EXPECT_EQ(refused.status().message().find("s3cret"), std::string::npos);
+}
+
 TEST(RedisUrl, RejectsUnknownSchemesAndBadPorts) {
   EXPECT_FALSE(ParseRedisUrl("http://localhost").ok());
   EXPECT_FALSE(ParseRedisUrl("redis://localhost:99999").ok());

@@ -388,6 +388,76 @@ TEST_F(ControllerStatusLockdown, TheTokenFileGuardsStatusAndLeavesTheProbesOpen)
   EXPECT_TRUE(Eventually([&] { return Request(port_->port(), Get("/readyz")).code == 200; }, 10s));
 }
 
+// The clients of the status server: doctor --controller and get --controller send the
+// token of their own --auth-token-file (read from the file, never from argv); without it a
+// guarded controller's 401 is said as such, with what to pass.
+TEST_F(ControllerStatusLockdown, DoctorAndGetSendTheTokenOfTheirAuthTokenFile) {
+  std::string token = dir_ / "token";
+  std::ofstream(token) << "tok-Wv3\n";
+  ::chmod(token.c_str(), 0600);
+  StartController({"--auth-token-file", token});
+  const std::string url = "http://" + port_->address();
+  ASSERT_TRUE(Eventually([&] { return Request(port_->port(), Get("/readyz")).code == 200; }, 10s));
+  const std::vector<std::string> doctor = {"--redis", "redis://127.0.0.1:1/0", "doctor",
+                                           "--controller", url};
+
+  auto refused = testing::RunLanekeeper(doctor);
+  EXPECT_NE(refused.out.find("controller: fail  controller at " + url +
+                             " requires a bearer token (HTTP 401): pass --auth-token-file FILE"),
+            std::string::npos) << refused.out << refused.err;
+  auto with = doctor;
+  with.insert(with.end(), {"--auth-token-file", token});
+  auto answered = testing::RunLanekeeper(with);
+  EXPECT_NE(answered.out.find("controller: ok  controller at " + url + ": 0 lane(s), all ready"),
+            std::string::npos) << answered.out << answered.err;
+  EXPECT_EQ(answered.out.find("tok-Wv3"), std::string::npos);
+
+  // get's own specs directory, with one lane (the controller's has none): with no lane
+  // get prints "No lanes" and asks nothing.
+  std::filesystem::create_directories(dir_ / "get-specs");
+  std::ofstream(dir_ / "get-specs/kb.yaml")
+      << "apiVersion: lanekeeper.dev/v1alpha1\nkind: Lane\nmetadata: {name: kb}\nspec:\n"
+         "  queue: kb\n";
+  const std::vector<std::string> get = {"get", "--specs", dir_ / "get-specs", "--controller",
+                                        url};
+  auto unknown = testing::RunLanekeeper(get);
+  EXPECT_EQ(unknown.exit_code, 0) << unknown.err;
+  EXPECT_NE(unknown.out.find("(controller at " + url + " requires a bearer token (HTTP 401): "
+                             "pass --auth-token-file FILE"),
+            std::string::npos) << unknown.out;
+  auto json = get;
+  json.insert(json.end(), {"-o", "json"});
+  auto unknown_json = testing::RunLanekeeper(json);
+  EXPECT_NE(unknown_json.err.find("warning: controller at " + url + " requires a bearer token"),
+            std::string::npos) << unknown_json.err;
+  with = get;
+  with.insert(with.end(), {"--auth-token-file", token});
+  auto known = testing::RunLanekeeper(with);
+  EXPECT_EQ(known.exit_code, 0) << known.err;
+  EXPECT_EQ(known.out.find("requires a bearer token"), std::string::npos) << known.out;
+  EXPECT_EQ(known.out.find("no controller answered"), std::string::npos) << known.out;
+  EXPECT_NE(known.out.find("kb "), std::string::npos) << known.out;
+
+  // A wrong token is refused as such; a token file others can read is not read at all.
+  std::string wrong = dir_ / "wrong";
+  std::ofstream(wrong) << "nope\n";
+  ::chmod(wrong.c_str(), 0600);
+  with = doctor;
+  with.insert(with.end(), {"--auth-token-file", wrong});
+  auto bad = testing::RunLanekeeper(with);
+  EXPECT_NE(bad.out.find("refused the token of --auth-token-file " + wrong + " (HTTP 401)"),
+            std::string::npos) << bad.out;
+  ::chmod(wrong.c_str(), 0644);
+  for (const auto& argv : {doctor, get}) {
+    with = argv;
+    with.insert(with.end(), {"--auth-token-file", wrong});
+    auto loose = testing::RunLanekeeper(with);
+    EXPECT_EQ(loose.exit_code, 2);
+    EXPECT_NE(loose.err.find("is readable by group or others (mode 0644): chmod 600 " + wrong),
+              std::string::npos) << loose.err;
+  }
+}
+
 TEST_F(ControllerStatusLockdown, ANonLoopbackAddressWithoutATokenDoesNotStart) {
   auto r = testing::RunLanekeeper({"controller", "--specs", dir_ / "specs", "--state-dir",
                                    dir_ / "state", "--status-addr", "0.0.0.0:0"});

@@ -69,6 +69,15 @@ struct HeldJob {
   Millis RenewalLease() const { return entry->lease.count() > 0 ? entry->lease : job.lease; }
   // Renew once a third of the lease is spent: two more chances before it runs out.
   bool RenewalDue(SteadyClock::time_point now) const { return now - lease_from >= lease / 3; }
+  // Whether a buffered job may start without asking Redis: while at least half its lease
+  // is left by the local clock (counted from when the claim or renewal was sent, so never
+  // longer than Redis counts it). A job that waited longer — the worker was paused
+  // (SIGSTOP, a frozen VM) past its lease, or read the claim's reply late — may have been
+  // reclaimed and run by another worker meanwhile: it is renewed first (one RenewBatch for
+  // all such jobs; Redis's clock decides, and a job that starts late starts with a whole
+  // lease), and dropped if its claim is gone. A fast drain's jobs wait milliseconds and a
+  // buffered job is renewed at a third of its lease (RenewalDue): neither ever asks.
+  bool Confirmed(SteadyClock::time_point now) const { return now - lease_from < lease / 2; }
 };
 
 struct Executor {
@@ -104,6 +113,9 @@ class JobRunner::Impl {
   void Fenced(const ClaimResult& claim);
   void Tick(SteadyClock::time_point now);
   void CheckRunningClaims();
+  void ConfirmBufferedClaims();
+  int RenewClaims(const std::vector<LeaseRenewal>& renewals);
+  bool StartableLocked() const;
   void ClaimLostLocked(HeldJob& job, Executor* owner);
   void BeginDrain(int exit_code, const std::string& why);
   void StopRunningJobs();
@@ -156,6 +168,9 @@ class JobRunner::Impl {
   int idle_ = 0;
   double ewma_ms_ = kInitialEwmaMs;
   bool dispatch_wanted_ = false;  // an executor asked for a round trip
+  // An executor found the next buffered job unconfirmed (HeldJob::Confirmed): the
+  // dispatcher renews the buffered claims, then clears it and wakes the executors.
+  bool confirm_wanted_ = false;
   int claiming_ = 0;              // jobs asked for by claims in flight (dispatcher and pump)
   bool dispatcher_busy_ = false;  // the dispatcher's round trip is in flight
   bool pump_busy_ = false;        // the pump's round trip is in flight
@@ -304,7 +319,7 @@ int JobRunner::Impl::Dispatch() {
   SteadyClock::time_point next_tick = SteadyClock::now();
   SteadyClock::time_point next_claim_check = next_tick + kClaimCheckEvery;
   for (;;) {
-    bool stop_now;
+    bool stop_now, confirm_wanted;
     bool check_claims, check_claims_running = false;
     std::optional<ClaimResult> fenced;
     {
@@ -318,11 +333,12 @@ int JobRunner::Impl::Dispatch() {
       if (phase_ == Phase::kDraining && !shutdown_sent_) wake = std::min(wake, drain_deadline_);
       cv_dispatch_.wait_until(lk, wake, [&] {
         return (stop_pending_ && phase_ == Phase::kRunning) || pump_fenced_ ||
-               (redis_ok_ && (dispatch_wanted_ || work_arrived_)) ||
+               (redis_ok_ && (dispatch_wanted_ || work_arrived_ || confirm_wanted_)) ||
                (phase_ == Phase::kDraining && running_ == 0 && ready_.empty() && done_.empty() &&
                 !pump_busy_);
       });
       stop_now = stop_pending_ && phase_ == Phase::kRunning;
+      confirm_wanted = confirm_wanted_;
       fenced = std::exchange(pump_fenced_, std::nullopt);
       // Due or not, the next check is a period away once this one is due: a deadline left
       // in the past while no job runs would turn the wait above into a spin.
@@ -342,6 +358,7 @@ int JobRunner::Impl::Dispatch() {
       // (the reaper will return those jobs).
       if (idle && (done_.empty() || (!redis_ok_ && shutdown_sent_))) break;
     }
+    if (redis_ok_ && confirm_wanted) ConfirmBufferedClaims();
     if (redis_ok_) RoundTrip();
     if (now >= next_tick) {
       Tick(now);
@@ -531,40 +548,72 @@ void JobRunner::Impl::Tick(SteadyClock::time_point now) {
       if (h.RenewalDue(now)) renewals.push_back({h.job.id, h.job.token, h.RenewalLease()});
     }
   }
-  if (!renewals.empty()) {
-    SteadyClock::time_point sent = SteadyClock::now();
-    auto r = queue_->RenewBatch(renewals);
-    if (!r.ok()) {
-      RedisTrouble(r.status());
-      return;
-    }
-    std::lock_guard lk(mu_);
-    for (size_t i = 0; i < renewals.size() && i < r->still_held.size(); ++i) {
-      const LeaseRenewal& renewal = renewals[i];
-      bool held = r->still_held[i];
-      HeldJob* job = nullptr;
-      Executor* owner = nullptr;
-      for (auto& ex : executors_) {
-        if (ex->current && ex->current->job.token == renewal.token) {
-          job = &*ex->current;
-          owner = ex.get();
-        }
-      }
-      auto buffered = std::find_if(ready_.begin(), ready_.end(),
-                                   [&](const HeldJob& h) { return h.job.token == renewal.token; });
-      if (!owner && buffered != ready_.end()) job = &*buffered;
-      if (!job) continue;  // finished meanwhile
-      if (held) {
-        job->lease_from = sent;
-        job->lease = renewal.lease;
-      } else {
-        ClaimLostLocked(*job, owner);
-      }
-    }
-  }
+  RenewClaims(renewals);
+  if (!redis_ok_) return;
   if (Status s = registry_->Heartbeat(queue_->connection(), rss / kMiB, running); !s.ok()) {
     RedisTrouble(s);
   }
+}
+
+// Renews the leases of held jobs, running or buffered. One whose claim is gone is stopped
+// (running) or dropped (buffered); the others' leases restart from when this was sent.
+// Returns how many buffered jobs it dropped.
+int JobRunner::Impl::RenewClaims(const std::vector<LeaseRenewal>& renewals) {
+  if (renewals.empty()) return 0;
+  SteadyClock::time_point sent = SteadyClock::now();
+  auto r = queue_->RenewBatch(renewals);
+  if (!r.ok()) {
+    RedisTrouble(r.status());
+    return 0;
+  }
+  int dropped = 0;
+  std::lock_guard lk(mu_);
+  for (size_t i = 0; i < renewals.size() && i < r->still_held.size(); ++i) {
+    const LeaseRenewal& renewal = renewals[i];
+    HeldJob* job = nullptr;
+    Executor* owner = nullptr;
+    for (auto& ex : executors_) {
+      if (ex->current && ex->current->job.token == renewal.token) {
+        job = &*ex->current;
+        owner = ex.get();
+      }
+    }
+    auto buffered = std::find_if(ready_.begin(), ready_.end(),
+                                 [&](const HeldJob& h) { return h.job.token == renewal.token; });
+    if (!owner && buffered != ready_.end()) job = &*buffered;
+    if (!job) continue;  // finished meanwhile
+    if (r->still_held[i]) {
+      job->lease_from = sent;
+      job->lease = renewal.lease;
+    } else {
+      if (!owner) ++dropped;
+      ClaimLostLocked(*job, owner);
+    }
+  }
+  return dropped;
+}
+
+// An executor found the next buffered job past half its lease (HeldJob::Confirmed):
+// renews every buffered job in that state, so that none starts on a claim another worker
+// may have taken back meanwhile; those whose claim is gone are dropped without running.
+void JobRunner::Impl::ConfirmBufferedClaims() {
+  std::vector<LeaseRenewal> renewals;
+  {
+    std::lock_guard lk(mu_);
+    const SteadyClock::time_point now = SteadyClock::now();
+    for (const HeldJob& h : ready_) {
+      if (!h.Confirmed(now)) renewals.push_back({h.job.id, h.job.token, h.RenewalLease()});
+    }
+  }
+  const int dropped = RenewClaims(renewals);
+  if (dropped > 0) {
+    spdlog::debug("{} of {} buffered jobs dropped without running: their claims were taken "
+                  "back while they waited", dropped, renewals.size());
+  }
+  std::lock_guard lk(mu_);
+  if (!redis_ok_) return;  // confirm_wanted_ stays: asked again once Redis is back
+  confirm_wanted_ = false;
+  cv_exec_.notify_all();
 }
 
 // Every kClaimCheckEvery while jobs run: are their claims still ours? A cancel marks the
@@ -714,10 +763,17 @@ void JobRunner::Impl::ShutDownThreads() {
 void JobRunner::Impl::ExecutorLoop(Executor& ex) {
   std::unique_lock lk(mu_);
   for (;;) {
-    if (ready_.empty()) {
+    if (!StartableLocked()) {
       if (exiting_) return;
+      if (!ready_.empty() && !confirm_wanted_) {
+        confirm_wanted_ = true;
+        cv_dispatch_.notify_one();
+      }
       ++idle_;
-      cv_exec_.wait(lk, [&] { return !ready_.empty() || exiting_; });
+      // Woken by new jobs, by the dispatcher's confirmation, or to ask for another one.
+      cv_exec_.wait(lk, [&] {
+        return exiting_ || StartableLocked() || (!ready_.empty() && !confirm_wanted_);
+      });
       --idle_;
       continue;
     }
@@ -744,6 +800,11 @@ void JobRunner::Impl::ExecutorLoop(Executor& ex) {
     lk.lock();
     FinishJob(ex, std::move(out), timeout, ms);
   }
+}
+
+// Whether an executor may start the next buffered job now (HeldJob::Confirmed).
+bool JobRunner::Impl::StartableLocked() const {
+  return !ready_.empty() && ready_.front().Confirmed(SteadyClock::now());
 }
 
 // Called with mu_ held, after ex's handler returned.

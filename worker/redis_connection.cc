@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <openssl/sha.h>
+#include <sys/un.h>
 
 #include <charconv>
 #include <cstdlib>
@@ -97,6 +98,13 @@ std::string RedisEndpoint::Redacted() const {
   return "redis://" + auth + host + ":" + std::to_string(port) + "/" + std::to_string(db);
 }
 
+static_assert(kMaxUnixSocketPath == sizeof(sockaddr_un::sun_path) - 2);
+
+std::string UnixSocketPathTooLong(size_t length) {
+  return "a unix socket path is at most " + std::to_string(kMaxUnixSocketPath) +
+         " bytes (hiredis 0.14), this one is " + std::to_string(length);
+}
+
 StatusOr<RedisEndpoint> ParseRedisUrl(std::string_view url) {
   auto bad = [&](const std::string& why) {
     return Status::InvalidArgument("bad Redis URL '" + RedactUrlText(url) + "': " + why +
@@ -132,6 +140,7 @@ StatusOr<RedisEndpoint> ParseRedisUrl(std::string_view url) {
       rest = rest.substr(0, q);
     }
     if (rest.empty() || rest[0] != '/') return bad("a unix socket path must be absolute");
+    if (rest.size() > kMaxUnixSocketPath) return bad(UnixSocketPathTooLong(rest.size()));
     ep.unix_path = std::string(rest);
     if (!query.empty()) {
       if (!query.starts_with("db=") || !ParseInt(query.substr(3), ep.db) || ep.db < 0) {

@@ -32,7 +32,18 @@ struct RedisEndpoint {
   std::string Redacted() const;
 };
 
+// The longest unix socket path a URL may name. sun_path holds 107 bytes and a NUL, but
+// hiredis 0.14 (Debian 12) copies the path with strncpy(sun_path, path, 107) into memory it
+// did not zero: a path of exactly 107 bytes is left unterminated and connects to garbage.
+inline constexpr size_t kMaxUnixSocketPath = 106;
+
+// InvalidArgument naming what is wrong, with any password redacted; a unix socket path
+// longer than kMaxUnixSocketPath is refused here, not at connect.
 StatusOr<RedisEndpoint> ParseRedisUrl(std::string_view url);
+
+// "a unix socket path is at most 106 bytes (hiredis 0.14), this one is N": the words of
+// every refusal of a long socket path.
+std::string UnixSocketPathTooLong(size_t length);
 
 // url's text with any password replaced by "***", for messages about a URL that may not
 // parse (RedisEndpoint::Redacted is for one that did).

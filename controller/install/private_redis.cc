@@ -116,6 +116,16 @@ pid_t LiveServerOf(const std::string& dir) {
 
 std::string PrivateRedis::UrlFor(const std::string& dir) { return "unix://" + SocketPath(dir); }
 
+// 106 bytes (kMaxUnixSocketPath: a path of 107 connects to garbage under hiredis 0.14, seen
+// under ASan), checked before the URL is so that the message names the directory.
+Status PrivateRedis::CheckSocketPath(const std::string& dir) {
+  if (SocketPath(dir).size() <= kMaxUnixSocketPath) return Status::OK();
+  return Status::InvalidArgument(
+      "the socket path " + SocketPath(dir) + " is " + std::to_string(SocketPath(dir).size()) +
+      " bytes, over the " + std::to_string(kMaxUnixSocketPath) +
+      " a unix socket allows (hiredis 0.14): choose a shorter state dir");
+}
+
 PrivateRedis::PrivateRedis(PrivateRedisOptions options)
     : options_(std::move(options)), url_(UrlFor(options_.dir)) {}
 
@@ -124,16 +134,7 @@ PrivateRedis::~PrivateRedis() { Stop(); }
 StatusOr<std::unique_ptr<PrivateRedis>> PrivateRedis::Start(const PrivateRedisOptions& options) {
   std::unique_ptr<PrivateRedis> redis(new PrivateRedis(options));
   const std::string& dir = options.dir;
-  // sun_path holds 107 bytes and a NUL, but hiredis 0.14 (Debian 12) copies the path with
-  // strncpy(sun_path, path, 107) into memory it did not zero: a path of exactly 107 bytes
-  // is left unterminated and connects to garbage (seen under ASan). 106 is what works.
-  constexpr size_t kMaxSocketPath = sizeof(sockaddr_un::sun_path) - 2;
-  if (SocketPath(dir).size() > kMaxSocketPath) {
-    return Status::InvalidArgument(
-        "the socket path " + SocketPath(dir) + " is " + std::to_string(SocketPath(dir).size()) +
-        " bytes, over the " + std::to_string(kMaxSocketPath) +
-        " a unix socket allows (hiredis 0.14): choose a shorter state dir");
-  }
+  LK_RETURN_IF_ERROR(CheckSocketPath(dir));
   auto endpoint = ParseRedisUrl(redis->url_);
   if (!endpoint.ok() || endpoint->unix_path != SocketPath(dir)) {
     return Status::InvalidArgument("the directory " + dir +

@@ -48,6 +48,10 @@ class PrivateRedis {
 
   // unix://DIR/redis.sock, for a directory whether or not a server runs there.
   static std::string UrlFor(const std::string& dir);
+  // InvalidArgument naming the socket path, its length and the limit when dir's socket
+  // path is over kMaxUnixSocketPath (Start checks it first; up checks it before it starts
+  // anything).
+  static Status CheckSocketPath(const std::string& dir);
 
   const std::string& url() const { return url_; }
   pid_t pid() const { return pid_; }

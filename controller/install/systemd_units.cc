@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "controller/status/http_server.h"
 #include "worker/atomic_file.h"
 
 namespace lk {
@@ -290,6 +291,40 @@ StatusOr<std::vector<SystemdUnit>> RenderSystemdUnits(const SystemdInstallOption
   return out;
 }
 
+namespace {
+
+// The controller refuses to serve its status off loopback without a token or --insecure
+// (controller/status/http_server.h): refused here already, so that the unit never
+// crash-loops on it. A token file that exists must be one the controller will read.
+Status CheckStatusAccess(const ControllerInstallOptions& o) {
+  if (!o.auth_token_file.empty() && o.insecure) {
+    return Status::InvalidArgument("--auth-token-file and --insecure: give one (a token, or "
+                                   "no token behind a firewall)");
+  }
+  if (!o.auth_token_file.empty()) {
+    if (o.auth_token_file.front() != '/' || HasControlChar(o.auth_token_file)) {
+      return Status::InvalidArgument("--auth-token-file must be an absolute path, got '" +
+                                     o.auth_token_file + "'");
+    }
+    std::error_code ec;
+    if (std::filesystem::exists(o.auth_token_file, ec)) {
+      if (auto token = ReadAuthTokenFile(o.auth_token_file); !token.ok()) return token.status();
+    }
+    return Status::OK();
+  }
+  if (o.insecure || o.status_addr == "off") return Status::OK();
+  std::string host = o.status_addr.substr(0, o.status_addr.rfind(':'));
+  if (!IsLoopbackHost(host)) {
+    return Status::InvalidArgument(
+        "--status-addr " + o.status_addr + " is not a loopback address, where the controller "
+        "serves its status only with a token: give --auth-token-file FILE (mode 0600), or "
+        "--insecure when a firewall or network policy decides who connects");
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
 StatusOr<std::vector<SystemdUnit>> RenderControllerUnit(const ControllerInstallOptions& o) {
   LK_RETURN_IF_ERROR(CheckAbsoluteFile("the lanekeeper binary", o.binary, false));
   LK_RETURN_IF_ERROR(CheckAbsoluteFile("--specs", o.specs_dir, true));
@@ -302,6 +337,7 @@ StatusOr<std::vector<SystemdUnit>> RenderControllerUnit(const ControllerInstallO
     return Status::InvalidArgument("--status-addr must be HOST:PORT or off, got '" +
                                    o.status_addr + "'");
   }
+  LK_RETURN_IF_ERROR(CheckStatusAccess(o));
   if (o.drain_timeout < Millis(1000)) {
     return Status::InvalidArgument("--drain-timeout must be at least 1s");
   }
@@ -321,6 +357,10 @@ StatusOr<std::vector<SystemdUnit>> RenderControllerUnit(const ControllerInstallO
   args.insert(args.end(), c.redis_args.begin(), c.redis_args.end());
   args.insert(args.end(), {"controller", "--specs", ExecArg(o.specs_dir), "--state-dir",
                            ExecArg(o.state_dir), "--status-addr", o.status_addr});
+  if (!o.auth_token_file.empty()) {
+    args.insert(args.end(), {"--auth-token-file", ExecArg(o.auth_token_file)});
+  }
+  if (o.insecure) args.push_back("--insecure");
   const std::string name = kControllerUnitName;
   std::string text =
       "# Written by `lanekeeper install --target systemd --controller`. Re-run it to change\n"

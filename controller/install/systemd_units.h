@@ -57,6 +57,12 @@ struct ControllerInstallOptions {
   std::string specs_dir;  // absolute path of an existing directory: --specs
   std::string state_dir;  // absolute path: --state-dir (the controller creates it)
   std::string status_addr = "127.0.0.1:8081";
+  // The status server's access (docs/status.md): off loopback it needs one of them, as
+  // `lanekeeper controller` does. auth_token_file: absolute path of the bearer token file
+  // (mode 0600), named in ExecStart as --auth-token-file; the token itself is never in a
+  // unit. insecure: --insecure, serve without a token (a firewall decides who connects).
+  std::string auth_token_file;
+  bool insecure = false;
   // The longest drainTimeout among the lanes: TimeoutStopSec leaves every supervisor that
   // long to drain, plus the controller's own 15 s grace, twice over.
   Millis drain_timeout{30'000};

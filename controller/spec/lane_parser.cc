@@ -151,6 +151,7 @@ std::string RedisUrlProblem(std::string_view url) {
   if (is_unix) {
     std::string_view path = rest.substr(0, rest.find('?'));
     if (path.size() < 2 || path[0] != '/') return "a unix socket path must be absolute";
+    if (path.size() > kMaxUnixSocketPath) return UnixSocketPathTooLong(path.size());
     if (path.size() == rest.size()) return "";
     std::string_view query = rest.substr(path.size() + 1);
     if (!query.starts_with("db=") || !ValidDb(query.substr(3))) {

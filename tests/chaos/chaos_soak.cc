@@ -2,6 +2,7 @@
 //
 //   chaos_soak [--profile short|medium|long] [--seed N] [--duration SECONDS]
 //              [--max-faults N] [--rate JOBS_PER_S] [--failover synced|stale]
+//              [--redis-replicas 0|1]
 //
 // A `lanekeeper controller` runs one Lane (a supervisor, handlers that record every run)
 // on a Redis with AOF and a replica, all clients behind a proxy; a producer submits jobs at
@@ -10,8 +11,10 @@
 // runs, and one summary line (and one JSON line) gives the verdict
 // (tests/chaos/chaos_record.h). Exit 0 when it passes: nothing acknowledged lost, no
 // fencing violation, every duplicate explained, the queue drained, doctor all ok. With
-// failovers to a stale replica and roles that cannot wait for replicas, losses and
-// violations are counted and reported, not asserted.
+// failovers to a stale replica, doctor must instead fail its redis check saying Redis lost
+// acknowledged writes (and nothing else), then be all ok once the regression record is
+// deleted as it advises; with roles that cannot wait for replicas, losses and violations
+// are also counted and reported, not asserted.
 #include <signal.h>
 #include <unistd.h>
 
@@ -20,6 +23,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -53,6 +57,9 @@ struct Profile {
   int concurrency_low = 4, concurrency_high = 6;  // the spec edits flip between them
   // The longest drain; it also ends after a minute without a completed run.
   milliseconds drain{240'000};
+  // Stale failovers only: whether the roles wait for a replica (--redis-replicas=1). Unset:
+  // when the build offers it (OffersRedisReplicas); --redis-replicas 0 measures without.
+  std::optional<bool> replicas;
 };
 
 Profile NamedProfile(const std::string& name) {
@@ -122,6 +129,8 @@ Profile ParseFlags(int argc, char** argv) {
       p.plan.max_faults = static_cast<int>(n);
     } else if (flag == "--rate" && number && n > 0) {
       p.rate = static_cast<int>(n);
+    } else if (flag == "--redis-replicas" && (value == "0" || value == "1")) {
+      p.replicas = value == "1";
     } else {
       std::cerr << "chaos_soak: bad flag or value: " << flag << " " << value
                 << " (see the top of tests/chaos/chaos_soak.cc)\n";
@@ -233,19 +242,40 @@ bool Drain(const std::string& url, const std::string& record, milliseconds cap) 
   }
 }
 
-// doctor's verdict on the lane after the soak: every check ok or info, except that the
-// supervisor check may warn about worker crashes — as many as the workers the driver
-// killed, at most, since a supervisor rightly counts a SIGKILLed worker as a crash. ""
-// when that holds, else what does not.
-std::string DoctorProblems(const testing::CommandResult& doctor, int worker_kills) {
+// The redis check's failure once a role noticed that Redis lost acknowledged writes
+// (controller/status/doctor.cc), and what docs/production.md tells the operator to run
+// once it is handled: delete the record (the check otherwise clears after 24 h).
+constexpr char kRegressionMessage[] = "lost acknowledged writes (failover to a stale replica";
+constexpr char kRegressionRecord[] = "regressed";
+
+// doctor's verdict on the lane after the soak.
+struct DoctorVerdict {
+  std::string problems;  // "" when the verdict holds
+  bool regression_reported = false;  // the redis check failed with kRegressionMessage
+};
+
+// Every check ok or info, except that the supervisor check may warn about worker crashes —
+// as many as the workers the driver killed, at most, since a supervisor rightly counts a
+// SIGKILLed worker as a crash — and, when regression_expected, the redis check must fail
+// with kRegressionMessage (a stale failover lost writes; saying so is the detection issue
+// 11 asks for) and fail with nothing else.
+DoctorVerdict JudgeDoctor(const testing::CommandResult& doctor, int worker_kills,
+                          bool regression_expected) {
+  DoctorVerdict verdict;
   auto report = nlohmann::json::parse(doctor.out, nullptr, /*allow_exceptions=*/false);
   if (!report.is_object() || !report.contains("checks")) {
-    return "doctor --json exited " + std::to_string(doctor.exit_code) + " with no report:\n" +
-           doctor.out + doctor.err;
+    verdict.problems = "doctor --json exited " + std::to_string(doctor.exit_code) +
+                       " with no report:\n" + doctor.out + doctor.err;
+    return verdict;
   }
-  std::string problems;
+  std::string& problems = verdict.problems;
   for (const auto& check : report["checks"]) {
     const std::string level = check.value("status", ""), message = check.value("message", "");
+    if (check.value("name", "") == "redis" && level == "fail" &&
+        message.find(kRegressionMessage) != std::string::npos) {
+      verdict.regression_reported = true;
+      if (regression_expected) continue;
+    }
     if (level == "ok" || level == "info") continue;
     auto at = message.find("crashes_24h=");
     int crashes = at == std::string::npos ? -1 : std::atoi(message.c_str() + at + 12);
@@ -255,7 +285,39 @@ std::string DoctorProblems(const testing::CommandResult& doctor, int worker_kill
     }
     problems += "  " + check.value("name", "?") + ": " + level + "  " + message + "\n";
   }
-  return problems;
+  if (regression_expected && !verdict.regression_reported) {
+    problems += "  redis: expected a fail saying Redis lost acknowledged writes after the stale "
+                "failovers, got none\n";
+  }
+  return verdict;
+}
+
+// Waits up to 90 s for doctor's verdict to hold: the lane settles first (a supervisor
+// killed at the end is restarted after its backoff and takes over from its orphaned
+// worker within a minute or so). The last verdict either way.
+DoctorVerdict SettledDoctor(const std::string& url, int worker_kills, bool regression_expected) {
+  DoctorVerdict verdict;
+  testing::Eventually(
+      [&] {
+        verdict = JudgeDoctor(
+            testing::RunLanekeeper({"--redis", url, "--queue", kQueue, "doctor", "--json"}),
+            worker_kills, regression_expected);
+        return verdict.problems.empty();
+      },
+      seconds(90));
+  return verdict;
+}
+
+// Deletes the regression record as docs/production.md tells the operator to
+// (`redis-cli DEL 'lk:{Q}:regressed'`). "" when done, else why not.
+std::string ClearRegression(const std::string& url) {
+  auto queue = OpenJobQueue(url, kQueue);
+  if (!queue.ok()) return queue.status().message();
+  auto r = (*queue)->connection().Command(
+      {"DEL", JobQueue::KeyPrefix(kQueue) + kRegressionRecord});
+  if (!r.ok()) return r.status().message();
+  if (r->is_error()) return r->str;
+  return "";
 }
 
 // A `lanekeeper controller` on the spec directory, once it has started the lane's worker;
@@ -304,6 +366,7 @@ struct Outcome {
   int malformed = 0;  // record lines that did not parse
   bool drained = false;
   std::string doctor_problems;
+  bool regression_reported = false;  // doctor's redis check said Redis lost writes
   int64_t dead = 0;
   int64_t seconds = 0;
   int64_t submit_errors = 0;
@@ -342,12 +405,14 @@ bool Report(const Profile& p, const std::string& mode, bool asserted, const Chao
       {"lost", v.lost}, {"unfinished", v.unfinished}, {"fencing_violations", v.violations},
       {"fenced_claims", v.fenced_claims}, {"unfenced_claims", v.unfenced_claims},
       {"unknown_tokens", v.unknown_tokens}, {"dead", out.dead}, {"drained", out.drained},
-      {"doctor_ok", doctor_ok}, {"submit_errors", out.submit_errors}, {"pass", pass}};
+      {"doctor_ok", doctor_ok}, {"redis_regression_reported", out.regression_reported},
+      {"submit_errors", out.submit_errors}, {"pass", pass}};
   std::cout << "chaos: jobs=" << v.acked << " kills=" << kills
             << " restarts=" << Count(driver, "redis-restart")
             << " failovers=" << Count(driver, "failover") << " stalls=" << Count(driver, "stall")
             << " duplicates=" << v.duplicates << " (unexplained " << v.unexplained
             << ") lost=" << v.lost << " fencing_violations=" << v.violations
+            << " redis_regression_reported=" << (out.regression_reported ? "true" : "false")
             << " seconds=" << out.seconds << " seed=" << p.seed << " mode=" << mode
             << " verdict=" << (pass ? "PASS" : "FAIL") << "\n"
             << j.dump() << std::endl;
@@ -362,7 +427,7 @@ int Main(int argc, char** argv) {
   const bool stale = p.plan.failover == FailoverKind::kStale;
   // Only where it matters: a synced failover loses nothing without WAIT, and WAIT would make
   // every Redis restart of the CI profile also a wait for the replica to reconnect.
-  const bool replicas = stale && OffersRedisReplicas();
+  const bool replicas = stale && p.replicas.value_or(true) && OffersRedisReplicas();
   const bool asserted = !stale || replicas;
   const std::string mode = std::string(stale ? "stale-failover" : "synced-failover") +
                            (replicas ? "+redis-replicas=1" : "");
@@ -400,17 +465,23 @@ int Main(int argc, char** argv) {
   producer.Stop();
   const std::vector<int64_t> acked = producer.Acked();
   bool drained = Drain(url, record, p.drain);
-  // The lane settles first: a supervisor killed at the end is restarted (after its
-  // backoff) and takes over from its orphaned worker within a minute or so.
-  std::string doctor_problems;
-  testing::Eventually(
-      [&] {
-        doctor_problems = DoctorProblems(
-            testing::RunLanekeeper({"--redis", url, "--queue", kQueue, "doctor", "--json"}),
-            Count(driver, "kill-worker"));
-        return doctor_problems.empty();
-      },
-      seconds(90));
+  // A stale failover loses writes, and doctor must say so (and say nothing else is wrong);
+  // then, once the operator has done what doctor advises, doctor must be all ok. A synced
+  // failover loses nothing: doctor all ok at once.
+  const bool regression_expected = stale && Count(driver, "failover") > 0;
+  DoctorVerdict doctor = SettledDoctor(url, Count(driver, "kill-worker"), regression_expected);
+  std::string doctor_problems = doctor.problems;
+  if (regression_expected && doctor_problems.empty()) {
+    if (std::string why = ClearRegression(url); !why.empty()) {
+      doctor_problems = "  cannot delete the regression record: " + why + "\n";
+    } else {
+      doctor_problems = SettledDoctor(url, Count(driver, "kill-worker"), false).problems;
+      if (!doctor_problems.empty()) {
+        doctor_problems = "  after deleting the regression record, as doctor advises:\n" +
+                          doctor_problems;
+      }
+    }
+  }
   const int64_t dead = Dead(url);
   const std::unordered_set<int64_t> queued = drained ? std::unordered_set<int64_t>{} : Queued(url);
   controller->Signal(SIGTERM);
@@ -424,6 +495,7 @@ int Main(int argc, char** argv) {
   out.malformed = malformed;
   out.drained = drained;
   out.doctor_problems = doctor_problems;
+  out.regression_reported = doctor.regression_reported;
   out.dead = dead;
   out.seconds = elapsed.count();
   out.submit_errors = producer.errors();
