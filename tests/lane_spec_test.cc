@@ -836,6 +836,7 @@ TEST_F(LaneSpecCrd, PatternsAcceptWhatTheParserAccepts) {
         "redis://:p/x@h", "redis://", "redis://:6379", "redis://h:", "redis://h:1:2",
         "redis://[::1]:6379", "redis://h?db=1", "unix:///run/r.sock", "unix://:p@/run/r.sock?db=3",
         "unix:///", "unix://run/r.sock", "unix:///r?db=", "unix:///r?x=1", "unix:///r@x",
+        "unix:///" + std::string(105, 's'), "unix:///" + std::string(106, 's'),
         "http://h", "REDIS://h", ""}},
       {Pattern(sup["drainTimeout"]), "  supervisor: {drainTimeout: \"", "\"}\n",
        {"1s", "30s", "5m", "2h", "30d", "31d", "999ms", "1000ms", "0s", "000000000001s",
