@@ -482,6 +482,13 @@ int Main(int argc, char** argv) {
       }
     }
   }
+  if (!doctor_problems.empty()) {
+    // What the controller said about its roles (it logs at warn: restarts, backoffs,
+    // refusals): the first place to look when the lane did not settle.
+    std::string log = controller->Stderr();
+    if (log.size() > 6000) log = "..." + log.substr(log.size() - 6000);
+    std::cout << "chaos: the lane did not settle; the controller's log ends:\n" << log << "\n";
+  }
   const int64_t dead = Dead(url);
   const std::unordered_set<int64_t> queued = drained ? std::unordered_set<int64_t>{} : Queued(url);
   controller->Signal(SIGTERM);
