@@ -138,9 +138,11 @@ function resolveContainer(pod, lookup, { binary, dir, apiPort, serviceAccountDir
   const c = pod.spec.containers[0];
   const base = { PATH: process.env.PATH, HOME: dir, HOSTNAME: pod.metadata.name,
     KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(apiPort || 443) };
-  // The mount path, rewritten below with every other: a host path under a mounted /tmp
-  // would be rewritten again.
-  if (serviceAccountDir) base.LANEKEEPER_SERVICEACCOUNT_DIR = SERVICE_ACCOUNT_MOUNT;
+  // The kubelet's own values (this host's paths: the binary, HOME, PATH, the service
+  // account dir) are never rewritten below: only what the pod spec says is a path inside
+  // the container. A checkout under /tmp with a chart that mounts /tmp would otherwise
+  // have its binary's path mapped into the pod's /tmp volume.
+  if (serviceAccountDir) base.LANEKEEPER_SERVICEACCOUNT_DIR = serviceAccountDir;
   // The sanitizer settings of a test run reach the binaries it runs in pods.
   for (const k of SANITIZER_ENV) if (process.env[k] !== undefined) base[k] = process.env[k];
   const env = containerEnv(pod, c, lookup, base);
@@ -149,11 +151,13 @@ function resolveContainer(pod, lookup, { binary, dir, apiPort, serviceAccountDir
     mounts.push({ mountPath: SERVICE_ACCOUNT_MOUNT, hostPath: serviceAccountDir });
     mounts.sort((a, b) => b.mountPath.length - a.mountPath.length);
   }
-  let argv = [...(c.command || []), ...(c.args || [])].map(a => expand(a, env));
+  let argv = [...(c.command || []), ...(c.args || [])].map(a => rewriteMountPaths(expand(a, env), mounts));
   if (!c.command) argv = [binary, ...argv];
   else if (isLanekeeper(argv[0])) argv[0] = binary;
-  argv = argv.map(a => rewriteMountPaths(a, mounts));
-  for (const k of Object.keys(env)) env[k] = rewriteMountPaths(env[k], mounts);
+  for (const k of Object.keys(env)) {
+    if (Object.prototype.hasOwnProperty.call(base, k) && env[k] === base[k]) continue;
+    env[k] = rewriteMountPaths(env[k], mounts);
+  }
   const cwd = c.workingDir ? rewriteMountPaths(c.workingDir, mounts) : dir;
   return { argv, env, cwd: fs.existsSync(cwd) ? cwd : dir, mounts, container: c };
 }
