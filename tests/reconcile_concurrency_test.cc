@@ -20,6 +20,7 @@
 #include "controller/reconcile/reconciler.h"
 #include "controller/source/lane_source.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/fake_lane_source.h"
 #include "tests/support/lane_text.h"
 
 namespace lk {
@@ -28,36 +29,6 @@ namespace reconcile_concurrency_test {
 using testing::FakeClock;
 
 constexpr const char* kRedis = "redis://127.0.0.1:6379/0";
-
-// Lanes set before the round starts; Get from any thread.
-class StillSource final : public LaneSource {
- public:
-  void Set(const std::string& name, const std::string& body) {
-    SourcedLane l;
-    l.spec = testing::ParseLane(name, body);
-    l.key = l.spec.Key();
-    l.valid = true;
-    lanes_[l.key] = l;
-  }
-  Status Start() override { return Status::OK(); }
-  std::vector<LaneKey> Keys() const override {
-    std::vector<LaneKey> out;
-    for (const auto& [k, l] : lanes_) out.push_back(k);
-    return out;
-  }
-  const SourcedLane* Get(const LaneKey& key) const override {
-    auto it = lanes_.find(key);
-    return it == lanes_.end() ? nullptr : &it->second;
-  }
-  std::vector<SpecError> Errors() const override { return {}; }
-  std::string Describe() const override { return "still"; }
-  int wake_fd() const override { return -1; }
-  Clock::TimePoint NextPoll() const override { return Clock::TimePoint::max(); }
-  std::vector<LaneKey> Poll() override { return {}; }
-
- private:
-  std::map<LaneKey, SourcedLane> lanes_;
-};
 
 // Thread-safe; Ensure waits at a gate (open from the start unless Close()d), counting who
 // is inside it.
@@ -200,7 +171,7 @@ class ReconcileConcurrencyTest : public ::testing::Test {
   }
 
   FakeClock clock_;
-  StillSource source_;
+  testing::FakeLaneSource source_;
   GatedBackend backend_;
   std::unique_ptr<Reconciler> reconciler_;
   std::unique_ptr<ReconcileLoop> loop_;
@@ -208,7 +179,7 @@ class ReconcileConcurrencyTest : public ::testing::Test {
 
 TEST_F(ReconcileConcurrencyTest, DifferentLanesReconcileAtOnceAndOneLaneNeverTwiceAtOnce) {
   for (const char* name : {"a", "b", "c", "d"}) {
-    source_.Set(name, std::string("  queue: ") + name + "\n");
+    source_.Set(testing::ParseLane(name, std::string("  queue: ") + name + "\n"));
   }
   Build(4);
   backend_.Close();
@@ -235,7 +206,8 @@ TEST_F(ReconcileConcurrencyTest, TwoLanesOnOneQueueNeverBothStartAWorkerOwner) {
   // Eight lanes, two queues, one Redis: per queue one lane is admitted and starts; the
   // other three are refused while the first still starts (the gate is shut).
   for (int i = 0; i < 8; ++i) {
-    source_.Set("lane" + std::to_string(i), std::string("  queue: q") + std::to_string(i % 2) + "\n");
+    source_.Set(testing::ParseLane("lane" + std::to_string(i),
+                                   std::string("  queue: q") + std::to_string(i % 2) + "\n"));
   }
   Build(8);
   backend_.Close();

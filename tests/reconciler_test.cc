@@ -18,6 +18,7 @@
 #include "controller/reconcile/role_plan.h"
 #include "controller/source/lane_source.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/fake_lane_source.h"
 #include "tests/support/lane_text.h"
 
 namespace lk {
@@ -26,6 +27,7 @@ namespace reconciler_test {
 
 
 using testing::FakeClock;
+using testing::FakeLaneSource;
 using testing::Keys;
 
 constexpr const char* kDefaultRedis = "redis://127.0.0.1:6379/0";
@@ -33,43 +35,6 @@ constexpr const char* kDefaultRedis = "redis://127.0.0.1:6379/0";
 LaneSpec Spec(const std::string& name, const std::string& spec_body) {
   return testing::ParseLane(name, spec_body);
 }
-
-class FakeSource final : public LaneSource {
- public:
-  void Set(const LaneSpec& spec) {
-    SourcedLane l;
-    l.key = spec.Key();
-    l.valid = true;
-    l.spec = spec;
-    lanes_[l.key] = l;
-  }
-  void SetInvalid(const LaneKey& key, const std::string& message) {
-    SourcedLane l;
-    l.key = key;
-    l.errors = {{key.name + ".yaml", 4, 3, "spec.supervisor.concurrency", message}};
-    lanes_[key] = l;
-  }
-  void Remove(const LaneKey& key) { lanes_.erase(key); }
-
-  Status Start() override { return Status::OK(); }
-  std::vector<LaneKey> Keys() const override {
-    std::vector<LaneKey> out;
-    for (const auto& [k, l] : lanes_) out.push_back(k);
-    return out;
-  }
-  const SourcedLane* Get(const LaneKey& key) const override {
-    auto it = lanes_.find(key);
-    return it == lanes_.end() ? nullptr : &it->second;
-  }
-  std::vector<SpecError> Errors() const override { return {}; }
-  std::string Describe() const override { return "fake"; }
-  int wake_fd() const override { return -1; }
-  Clock::TimePoint NextPoll() const override { return Clock::TimePoint::max(); }
-  std::vector<LaneKey> Poll() override { return {}; }
-
- private:
-  std::map<LaneKey, SourcedLane> lanes_;
-};
 
 // Roles as records. A stop takes effect when the test says the role is gone (Gone), so a
 // test sees what the reconciler does while a role still stops. Every call is logged.
@@ -227,7 +192,7 @@ class ReconcilerTest : public ::testing::Test {
   }
 
   FakeClock clock_;
-  FakeSource source_;
+  FakeLaneSource source_;
   FakeBackend backend_;
   std::vector<LaneKey> woken_;
   Reconciler reconciler_;
