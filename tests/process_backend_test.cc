@@ -17,6 +17,7 @@
 #include "controller/reconcile/reconciler.h"
 #include "controller/source/lane_source.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/fake_lane_source.h"
 #include "tests/support/lane_text.h"
 #include "tests/support/fake_spawner.h"
 
@@ -37,28 +38,6 @@ LaneSpec Spec(const std::string& name, const std::string& spec_body) {
   if (s.redis_url.empty()) s.redis_url = kRedis;
   return s;
 }
-
-class OneLaneSource final : public LaneSource {
- public:
-  explicit OneLaneSource(LaneSpec spec) {
-    lane_.key = spec.Key();
-    lane_.valid = true;
-    lane_.spec = std::move(spec);
-  }
-  Status Start() override { return Status::OK(); }
-  std::vector<LaneKey> Keys() const override { return {lane_.key}; }
-  const SourcedLane* Get(const LaneKey& key) const override {
-    return key == lane_.key ? &lane_ : nullptr;
-  }
-  std::vector<SpecError> Errors() const override { return {}; }
-  std::string Describe() const override { return "one lane"; }
-  int wake_fd() const override { return -1; }
-  Clock::TimePoint NextPoll() const override { return Clock::TimePoint::max(); }
-  std::vector<LaneKey> Poll() override { return {}; }
-
- private:
-  SourcedLane lane_;
-};
 
 class ProcessBackendTest : public ::testing::Test {
  protected:
@@ -208,7 +187,8 @@ class ReconcileProcessBackendTest : public ProcessBackendTest {
   void Drive(const LaneSpec& s) {
     backend_ = std::make_unique<ProcessBackend>(Options());
     ASSERT_TRUE(backend_->Start().ok());
-    source_ = std::make_unique<OneLaneSource>(s);
+    source_ = std::make_unique<testing::FakeLaneSource>();
+    source_->Set(s);
     reconciler_ = std::make_unique<Reconciler>(
         ReconcilerOptions{kRedis, &clock_, [](const LaneKey&) {}}, *source_, *backend_);
     loop_ = std::make_unique<ReconcileLoop>(clock_, *reconciler_);
@@ -222,7 +202,7 @@ class ReconcileProcessBackendTest : public ProcessBackendTest {
   }
 
   std::unique_ptr<ProcessBackend> backend_;
-  std::unique_ptr<OneLaneSource> source_;
+  std::unique_ptr<testing::FakeLaneSource> source_;
   std::unique_ptr<Reconciler> reconciler_;
   std::unique_ptr<ReconcileLoop> loop_;
 };
