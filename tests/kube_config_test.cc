@@ -221,6 +221,10 @@ TEST(KubeClientConfig, BadKubeconfigsAreRefusedNamingTheFileTheLineAndTheField) 
             dir + "/syntax:6:1: invalid YAML: end of sequence flow not found");
   EXPECT_EQ(error_of("no-server", head + "clusters:\n- name: k\n  cluster:\n    insecure-skip-tls-verify: true\n"),
             dir + "/no-server:8:5: clusters[0].cluster.server: missing");
+  EXPECT_EQ(error_of("no-host", head + "clusters:\n- name: k\n  cluster:\n    server: https:///\n"),
+            dir + "/no-host:8:13: clusters[0].cluster.server: \"https:///\" names no host");
+  EXPECT_EQ(error_of("not-a-url", head + "clusters:\n- name: k\n  cluster:\n    server: 127.0.0.1:6443\n"),
+            dir + "/not-a-url:8:13: clusters[0].cluster.server: \"127.0.0.1:6443\" is not an http:// or https:// URL");
   EXPECT_EQ(error_of("missing-ca", head + cluster + "    certificate-authority: nope.crt\n"),
             dir + "/missing-ca:9:28: clusters[0].cluster.certificate-authority: cannot read " + dir + "/nope.crt");
   EXPECT_EQ(error_of("bad-base64", head + cluster + "    certificate-authority-data: '!!!'\n"),

@@ -235,6 +235,12 @@ StatusOr<KubeConfig> LoadKubeconfig(const std::string& paths, const std::string&
     return ErrorAt(cluster.file)(cluster.body["server"].Mark(), cluster.path + ".server",
                                  "\"" + *server + "\" is not an http:// or https:// URL");
   }
+  // "https:///" has a scheme and no host: trimmed of its '/' it would be "https:", which
+  // no request can go to (found by the kubeconfig fuzzer).
+  if (const size_t host = server->find("://") + 3; host >= server->size() || (*server)[host] == '/') {
+    return ErrorAt(cluster.file)(cluster.body["server"].Mark(), cluster.path + ".server",
+                                 "\"" + *server + "\" names no host");
+  }
   config.server = *server;
   while (!config.server.empty() && config.server.back() == '/') config.server.pop_back();
   auto ca = PemFromFileOrData(cluster, "certificate-authority");
