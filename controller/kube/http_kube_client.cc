@@ -382,8 +382,8 @@ class HttpKubeClient final : public KubeClient {
 
 StatusOr<std::unique_ptr<KubeClient>> NewKubeClient(const KubeConfig& config, const KubeClientOptions& options) {
   const std::string& s = config.server;
-  if (s.rfind("https://", 0) != 0 && s.rfind("http://", 0) != 0) {
-    return Status::InvalidArgument(config.origin + ": server \"" + s + "\" is not an http:// or https:// URL");
+  if (std::string problem = ServerUrlProblem(s); !problem.empty()) {
+    return Status::InvalidArgument(config.origin + ": server " + problem);
   }
   // Try the TLS material once now, so that a bad certificate is an error here and not at
   // every connection (where cpprestsdk would report it as a failed request).

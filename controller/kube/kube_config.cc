@@ -179,6 +179,18 @@ StatusOr<std::string> PemFromFileOrData(const Entry& at, const std::string& fiel
 
 }  // namespace
 
+std::string ServerUrlProblem(const std::string& server) {
+  if (server.rfind("https://", 0) != 0 && server.rfind("http://", 0) != 0) {
+    return "\"" + server + "\" is not an http:// or https:// URL";
+  }
+  // "https:///" has a scheme and no host: trimmed of its '/' it would be "https:", which
+  // no request can go to (found by the kubeconfig fuzzer).
+  if (const size_t host = server.find("://") + 3; host >= server.size() || server[host] == '/') {
+    return "\"" + server + "\" names no host";
+  }
+  return "";
+}
+
 StatusOr<KubeConfig> LoadKubeconfig(const std::string& paths, const std::string& context) {
   Merged merged;
   std::vector<std::string> files;
@@ -231,15 +243,8 @@ StatusOr<KubeConfig> LoadKubeconfig(const std::string& paths, const std::string&
   if (server->empty()) {
     return ErrorAt(cluster.file)(cluster.body.Mark(), cluster.path + ".server", "missing");
   }
-  if (server->rfind("https://", 0) != 0 && server->rfind("http://", 0) != 0) {
-    return ErrorAt(cluster.file)(cluster.body["server"].Mark(), cluster.path + ".server",
-                                 "\"" + *server + "\" is not an http:// or https:// URL");
-  }
-  // "https:///" has a scheme and no host: trimmed of its '/' it would be "https:", which
-  // no request can go to (found by the kubeconfig fuzzer).
-  if (const size_t host = server->find("://") + 3; host >= server->size() || (*server)[host] == '/') {
-    return ErrorAt(cluster.file)(cluster.body["server"].Mark(), cluster.path + ".server",
-                                 "\"" + *server + "\" names no host");
+  if (std::string problem = ServerUrlProblem(*server); !problem.empty()) {
+    return ErrorAt(cluster.file)(cluster.body["server"].Mark(), cluster.path + ".server", problem);
   }
   config.server = *server;
   while (!config.server.empty() && config.server.back() == '/') config.server.pop_back();

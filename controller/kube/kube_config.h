@@ -49,6 +49,10 @@ struct KubeConfig {
   std::string origin{};
 };
 
+// Why `server` cannot be a cluster's server ("... is not an http:// or https:// URL", "...
+// names no host"), or "" when it can. Shared by LoadKubeconfig and NewKubeClient.
+std::string ServerUrlProblem(const std::string& server);
+
 // One kubeconfig file (or a ':'-separated list, merged); context "" is current-context.
 StatusOr<KubeConfig> LoadKubeconfig(const std::string& paths, const std::string& context = "");
 
