@@ -58,5 +58,42 @@ TEST(KubeLaneSource, APasswordFileIsRefusedInACluster) {
       << errors;
 }
 
+// A Lane's events mostly change what the parser never reads: its status, resourceVersion and
+// finalizers. Those reuse the last parse; a change of the spec (or a secret's value) does not.
+TEST(KubeLaneSource, TheLastParseIsReusedUntilTheSpecChanges) {
+  std::map<std::string, kube::Json> secrets = {
+      {"jobs/redis", kube::Json::parse(R"({"data": {"url": "cmVkaXM6Ly9yZWRpcy5qb2JzOjYzNzkvMA=="}})")}};
+  auto lookup = [&](const std::string& key) -> const kube::Json* {
+    auto it = secrets.find(key);
+    return it == secrets.end() ? nullptr : &it->second;
+  };
+  kube::Json object = LaneObject(R"({"urlFrom": {"secretKeyRef": {"name": "redis", "key": "url"}}})");
+  KubeLaneSource::ParseMemo memo;
+  SourcedLane first = KubeLaneSource::ReadLane(object, lookup, &memo);
+  ASSERT_TRUE(first.valid) << Errors(first);
+  const std::string parsed_text = memo.text;
+  ASSERT_FALSE(parsed_text.empty());
+
+  object["metadata"]["resourceVersion"] = "42";
+  object["metadata"]["finalizers"] = {"lanekeeper.dev/drain"};
+  object["status"] = {{"observedGeneration", 3}};
+  // A marker only the memo holds: reused, the parser is not run again.
+  memo.parsed.lanes.front().queue = "from-the-memo";
+  SourcedLane again = KubeLaneSource::ReadLane(object, lookup, &memo);
+  ASSERT_TRUE(again.valid) << Errors(again);
+  EXPECT_EQ(again.spec.queue, "from-the-memo");
+  EXPECT_EQ(memo.text, parsed_text);
+
+  // The Secret is read afresh every time, memo or not.
+  secrets["jobs/redis"] = kube::Json::parse(R"({"data": {"url": "cmVkaXM6Ly9vdGhlcjo2Mzc5LzA="}})");
+  EXPECT_EQ(KubeLaneSource::ReadLane(object, lookup, &memo).spec.redis_url, "redis://other:6379/0");
+
+  object["spec"]["queue"] = "kb2";
+  SourcedLane changed = KubeLaneSource::ReadLane(object, lookup, &memo);
+  ASSERT_TRUE(changed.valid) << Errors(changed);
+  EXPECT_EQ(changed.spec.queue, "kb2");
+  EXPECT_NE(memo.text, parsed_text);
+}
+
 }  // namespace kube_lane_source_test
 }  // namespace lk

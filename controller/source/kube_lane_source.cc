@@ -68,6 +68,7 @@ struct KubeLaneSource::Known {
   Json status;  // the object's status as last seen
   std::string secret;  // "ns/name" of the Secret it names, if any
   std::chrono::steady_clock::time_point held_at{};  // when we last added the finalizer
+  ParseMemo memo;
 };
 
 KubeLaneSource::KubeLaneSource(KubeLaneSourceOptions options)
@@ -118,7 +119,8 @@ Status KubeLaneSource::Start() {
 }
 
 SourcedLane KubeLaneSource::ReadLane(const Json& object,
-                                     const std::function<const Json*(const std::string&)>& lookup) {
+                                     const std::function<const Json*(const std::string&)>& lookup,
+                                     ParseMemo* memo) {
   SourcedLane out;
   const Json& meta = ObjectMeta(object);
   out.key = {meta.value("namespace", ""), meta.value("name", "")};
@@ -126,11 +128,29 @@ SourcedLane KubeLaneSource::ReadLane(const Json& object,
     out.generation = g->get<int64_t>();
   }
   out.deleting = meta.contains("deletionTimestamp") && !meta["deletionTimestamp"].is_null();
-  // The server's bookkeeping is no part of the spec, and the largest part of the text.
+  // The server's bookkeeping is no part of the spec, and the largest part of the text: the
+  // status, and the metadata fields the parser accepts unread.
   Json text = object;
   text.erase("status");
-  if (text.contains("metadata") && text["metadata"].is_object()) text["metadata"].erase("managedFields");
-  ParsedLanes parsed = ParseLaneSpecs(text.dump(), out.key.ToString());
+  if (text.contains("metadata") && text["metadata"].is_object()) {
+    for (const char* server_field : {"managedFields", "resourceVersion", "generation", "uid",
+                                     "creationTimestamp", "deletionTimestamp",
+                                     "deletionGracePeriodSeconds", "finalizers",
+                                     "ownerReferences", "selfLink"}) {
+      text["metadata"].erase(server_field);
+    }
+  }
+  std::string dumped = text.dump();
+  ParsedLanes parsed;
+  if (memo != nullptr && memo->text == dumped) {
+    parsed = memo->parsed;
+  } else {
+    parsed = ParseLaneSpecs(dumped, out.key.ToString());
+    if (memo != nullptr) {
+      memo->text = std::move(dumped);
+      memo->parsed = parsed;
+    }
+  }
   if (!parsed.errors.empty() || parsed.lanes.size() != 1) {
     out.errors = parsed.errors;
     if (out.errors.empty()) out.errors.push_back(KubeLaneError(out.key, "", "not one Lane"));
@@ -196,14 +216,14 @@ bool KubeLaneSource::Refresh(const std::string& object_key) {
   auto object = lanes_->Get(object_key);
   if (!object) return false;
   auto lookup_cache = std::make_shared<std::optional<Json>>();
+  const Json& object_meta = ObjectMeta(*object);
+  Known& k = known_[LaneKey{object_meta.value("namespace", ""), object_meta.value("name", "")}];
   SourcedLane lane = ReadLane(*object, [&](const std::string& key) -> const Json* {
     *lookup_cache = secrets_->Get(key);
     return *lookup_cache ? &**lookup_cache : nullptr;
-  });
+  }, &k.memo);
   LaneKey key = lane.key;
-  Known& k = known_[key];
-  const Json& meta = ObjectMeta(*object);
-  std::string uid = meta.value("uid", "");
+  std::string uid = object_meta.value("uid", "");
   k.status = object->contains("status") ? (*object)["status"] : Json::object();
   bool changed = uid != k.uid || !SameSourcedLane(lane, k.lane) || k.lane.key.name.empty();
   k.uid = uid;

@@ -37,6 +37,7 @@
 #include "controller/kube/kube_client.h"
 #include "controller/source/kube_status_writer.h"
 #include "controller/source/lane_source.h"
+#include "controller/spec/lane_parser.h"
 #include "worker/duration.h"
 
 namespace lk {
@@ -77,10 +78,20 @@ class KubeLaneSource final : public LaneSource {
   std::string Uid(const LaneKey& key) const;
   const KubeStatusWriter& status_writer() const { return *writer_; }
 
+  // The last text a Lane object was parsed from, and what it parsed to. Most events of a
+  // Lane change only what the parser never reads (status, resourceVersion, finalizers), and
+  // parsing is the controller's largest cost in a burst of new Lanes.
+  struct ParseMemo {
+    std::string text;
+    ParsedLanes parsed;
+  };
+
   // One Lane object as the controller sees it: parsed, its Secret resolved through lookup
-  // ("ns/name" -> the Secret, or nullptr). Exposed for tests.
+  // ("ns/name" -> the Secret, or nullptr). memo (optional): reused when the text to parse is
+  // the one it holds, and updated otherwise. Exposed for tests.
   static SourcedLane ReadLane(const kube::Json& lane,
-                              const std::function<const kube::Json*(const std::string&)>& lookup);
+                              const std::function<const kube::Json*(const std::string&)>& lookup,
+                              ParseMemo* memo = nullptr);
 
  private:
   struct Known;
