@@ -43,6 +43,7 @@ bool ChaosDriver::Step() {
   Tend();
   auto now = std::chrono::steady_clock::now();
   if (now - start_ >= plan_.duration || faults_ >= plan_.max_faults) return false;
+  RetryPendingKill(now);
   if (now < next_fault_) return true;
   // The pick and the next interval come from the seed alone, whatever the fault finds.
   int total = 0;
@@ -60,12 +61,35 @@ bool ChaosDriver::Step() {
                                                       plan_.every_max.count())(rng_);
   next_fault_ = now + milliseconds(every);
   ++faults_;
+  if (fault == "kill-worker") {
+    if (KillWorker()) {
+      ++counts_[fault];
+    } else {
+      // No worker is up: the previous fault took it down and its supervisor's restart
+      // backoff has not brought it back. The kill waits for the next worker (up to 10 s)
+      // instead of being skipped; at the long profile's pace, skipping lost half the kills.
+      if (pending_kill_until_) ++counts_["skipped-kill-worker"];  // one was waiting already
+      pending_kill_until_ = now + std::chrono::seconds(10);
+    }
+    return true;
+  }
   if (!fault.empty()) ++counts_[Inject(fault) ? fault : "skipped-" + fault];
   return true;
 }
 
+void ChaosDriver::RetryPendingKill(std::chrono::steady_clock::time_point now) {
+  if (!pending_kill_until_) return;
+  if (KillWorker(/*pick_from_seed=*/false)) {
+    ++counts_["kill-worker"];
+  } else if (now >= *pending_kill_until_) {
+    ++counts_["skipped-kill-worker"];
+  } else {
+    return;
+  }
+  pending_kill_until_.reset();
+}
+
 bool ChaosDriver::Inject(const std::string& fault) {
-  if (fault == "kill-worker") return KillWorker();
   if (fault == "kill-supervisor") return KillSupervisor();
   if (fault == "compete") {
     auto lifetime = std::uniform_int_distribution<int>(5'000, 15'000)(rng_);
@@ -80,10 +104,11 @@ bool ChaosDriver::Inject(const std::string& fault) {
   return false;
 }
 
-bool ChaosDriver::KillWorker() {
+bool ChaosDriver::KillWorker(bool pick_from_seed) {
   auto pids = testing::FindProcesses({"jobs", "work", "--queue", lane_.queue});
   if (pids.empty()) return false;
-  pid_t pid = pids[std::uniform_int_distribution<size_t>(0, pids.size() - 1)(rng_)];
+  pid_t pid = pick_from_seed ? pids[std::uniform_int_distribution<size_t>(0, pids.size() - 1)(rng_)]
+                             : pids.front();
   Log("kill-worker", pid);
   return testing::SignalProcess(pid, SIGKILL);
 }

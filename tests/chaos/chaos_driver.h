@@ -23,6 +23,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -82,7 +83,10 @@ class ChaosDriver {
     bool stopping = false;
   };
   bool Inject(const std::string& fault);
-  bool KillWorker();
+  // pick_from_seed: which of several workers, drawn from the seed (a retried kill takes the
+  // first found, so that retries do not shift the seed's sequence of faults).
+  bool KillWorker(bool pick_from_seed = true);
+  void RetryPendingKill(std::chrono::steady_clock::time_point now);
   bool KillSupervisor();
   bool Compete(std::string kind, std::chrono::milliseconds lifetime);
   bool Stall();
@@ -98,6 +102,8 @@ class ChaosDriver {
   FaultPlan plan_;
   std::mt19937_64 rng_;
   std::chrono::steady_clock::time_point start_, next_fault_;
+  // A kill-worker that found no worker waits for one until then (no value: none waits).
+  std::optional<std::chrono::steady_clock::time_point> pending_kill_until_;
   int faults_ = 0;
   int competitor_turn_ = 0;
   bool spec_high_ = false;
