@@ -24,6 +24,7 @@ struct SupervisorFlags {
   std::string lease_ttl = "15s";
   std::string lease_renew = "5s";
   std::string wedge_time = "15m";
+  std::string restart_backoff_max = "60s";
   std::string wedge_check = "1m";
   std::string stop_timeout = "90s";
 };
@@ -123,6 +124,8 @@ void AddJobsSupervisorCommand(CLI::App& jobs, GlobalOptions& global, int& exit_c
   sup->add_option("--max-crashes", o.max_crashes,
                   "Crashes within 10 minutes before the supervisor reports degraded")
       ->check(CLI::Range(1, 1000));
+  sup->add_option("--restart-backoff-max", flags->restart_backoff_max,
+                  "Cap of the wait before restarting a crashed worker (1s doubling up to it)");
   sup->add_option("--handlers", o.handlers_file, "Handlers YAML file for the worker");
   sup->add_option("--drain-timeout", flags->drain_timeout, "How long a draining worker may finish");
   sup->add_option("--lease-ttl", flags->lease_ttl, "Owner lease TTL");
@@ -171,7 +174,15 @@ void AddJobsSupervisorCommand(CLI::App& jobs, GlobalOptions& global, int& exit_c
         !ParseDurationFlag("--lease-ttl", flags->lease_ttl, o.lease_ttl) ||
         !ParseDurationFlag("--lease-renew", flags->lease_renew, o.lease_renew_every) ||
         !ParseDurationFlag("--wedge-time", flags->wedge_time, o.wedge_time) ||
-        !ParseDurationFlag("--wedge-check-every", flags->wedge_check, o.wedge_check_every)) {
+        !ParseDurationFlag("--wedge-check-every", flags->wedge_check, o.wedge_check_every) ||
+        !ParseDurationFlag("--restart-backoff-max", flags->restart_backoff_max,
+                           o.restart_backoff_max)) {
+      exit_code = kExitUsage;
+      return;
+    }
+    if (o.restart_backoff_max < Millis(100)) {
+      std::cerr << "lanekeeper: --restart-backoff-max must be at least 100ms (a crashing worker "
+                   "would be restarted in a tight loop)\n";
       exit_code = kExitUsage;
       return;
     }

@@ -325,6 +325,30 @@ TEST_F(SupervisorTest, ACrashLoopBacksOffLongerEachTimeAndOnceDegradedWaitsPastT
   ExpectOneWorkerAtATime(OneAtATime::kStrict);
 }
 
+// --restart-backoff-max caps the doubling: 1 s, then the cap (x0.9..1.1) every time after.
+TEST_F(SupervisorTest, RestartBackoffMaxCapsTheWaitBetweenCrashes) {
+  std::ofstream(dir_ / "handlers.yaml") << "handlers: [not, a, map]\n";
+  auto& sup = StartSupervisor({{"--max-crashes", "100"}, {"--restart-backoff-max", "1500ms"}});
+  ASSERT_TRUE(Eventually([&] { return Events("crash").size() >= 4; }, 8s + kSlack)) << sup.Stderr();
+  auto crashes = Events("crash");
+  std::vector<int64_t> backoff;
+  for (auto& c : crashes) backoff.push_back(std::stoll(c.fields["backoff_ms"]));
+  EXPECT_GE(backoff[0], 900);
+  EXPECT_LE(backoff[0], 1100);
+  for (size_t i = 1; i < 4; ++i) {
+    EXPECT_GE(backoff[i], 1350) << i;  // without the cap: 2 s, 4 s, 8 s (x0.9..1.1)
+    EXPECT_LE(backoff[i], 1650) << i;
+  }
+  EXPECT_TRUE(Events("degraded").empty());
+}
+
+TEST_F(SupervisorTest, ARestartBackoffMaxBelow100msIsAUsageError) {
+  auto r = testing::RunLanekeeper({"--redis", server_->url(), "--queue", queue_name_, "jobs",
+                                   "supervisor", "--restart-backoff-max", "10ms"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--restart-backoff-max must be at least 100ms"), std::string::npos) << r.err;
+}
+
 TEST_F(SupervisorTest, SigtermDrainsTheRunningJobHoldingTheLeaseThenReleasesItAndExitsZero) {
   auto& sup = StartSupervisor();
   ASSERT_TRUE(Eventually([&] { return Events("worker_started").size() == 1; }, kSlack))

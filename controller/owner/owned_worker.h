@@ -9,8 +9,8 @@
 //            owner's loop keeps publishing its status and answering signals meanwhile
 //   exit     why it ended: the drain's reason when asked, else max_rss (exit 12: start
 //            again at once), fenced (exit 13: check the lease, then start again), crash
-//            (start again after RestartBackoff: 1 s doubling to 60 s, +-10 %, reset by
-//            5 minutes of healthy running)
+//            (start again after RestartBackoff: 1 s doubling to 60 s or the owner's cap,
+//            +-10 %, reset by 5 minutes of healthy running)
 // Events: lease_acquired, lease_lost, worker_started, worker_exited, crash, and those of
 // owner/lease_news.h; on redis_regressed (Redis lost writes, owner_lease.h) the
 // worker drains (it is fenced already) and the lease is taken again at once under a new

@@ -3,8 +3,9 @@
 // Owns: the queue's owner lease while it holds it (standby until then), one `jobs work`
 // child running with the lease's epoch, the pid file, and the restart policy:
 //   - crash (any exit it did not ask for, other than 12/13): restart after a backoff from
-//     1 s doubling to 60 s, +-10% jitter, reset after 5 min of healthy running; more than
-//     max_crashes crashes within 10 min -> degraded: keep retrying at 60 s, say so.
+//     1 s doubling to restart_backoff_max (60 s), +-10% jitter, reset after 5 min of
+//     healthy running; more than max_crashes crashes within 10 min -> degraded: keep
+//     retrying at 60 s, say so.
 //   - RSS of the worker's process tree past max_rss_mb (sampled every 250 ms), or worker
 //     exit 12: drain and restart at once; not a crash. More than 3 in 10 min ->
 //     rss_restart_loop event.
@@ -32,6 +33,10 @@ struct SupervisorOptions {
   int max_rss_mb = 0;  // 0: no RSS limit
   std::string pid_file;  // empty: DefaultSupervisorPidFile(queue)
   int max_crashes = 10;
+  // The crash restart backoff's cap (1 s doubling up to it). 60 s suits a worker that crashes
+  // by itself; where workers are killed from outside often (the chaos soak's long profile),
+  // a lower cap keeps the lane up between kills.
+  Millis restart_backoff_max{60'000};
   std::string handlers_file;
   Millis drain_timeout{30'000};
   Millis lease_ttl{15'000};
