@@ -57,6 +57,7 @@ struct ControllerFlags {
   LaneControllerOptions options;
   StatusFlags status;
   std::string rescan = "15s";
+  std::string restart_backoff_max = "60s";
   int workers = 0;  // 0: 8 with --kube, else 1
   KubeFlags kube;
 };
@@ -282,6 +283,10 @@ void AddControllerCommand(CLI::App& app, GlobalOptions& global, int& exit_code) 
   cmd->add_flag("--leave-running", o.leave_running,
                 "On SIGTERM leave the lanes running for the next controller to adopt "
                 "(upgrades); default: stop them");
+  cmd->add_option("--restart-backoff-max", f->restart_backoff_max,
+                  "Cap of the wait before starting again a role process that died unasked (1s "
+                  "doubling up to it; local processes)")
+      ->capture_default_str();
   cmd->add_option("--supervisor-arg", o.supervisor_args,
                   "Extra flag for every supervisor (repeatable), e.g. --supervisor-arg=--lease-ttl=5s");
   cmd->add_option("--autopilot-arg", o.autopilot_args,
@@ -333,6 +338,15 @@ void AddControllerCommand(CLI::App& app, GlobalOptions& global, int& exit_code) 
     }
     o.rescan_every = *rescan;
     o.resync_every = *rescan;
+    auto backoff_max = ParseDuration(f->restart_backoff_max);
+    if (!backoff_max.ok() || backoff_max->count() < 100) {
+      std::cerr << "lanekeeper: --restart-backoff-max: "
+                << (backoff_max.ok() ? "must be at least 100ms" : backoff_max.status().message())
+                << "\n";
+      exit_code = kExitUsage;
+      return;
+    }
+    o.restart_backoff_max = *backoff_max;
     exit_code = RunController(o, f->status, nullptr);
   });
 }

@@ -52,6 +52,9 @@ struct LaneControllerOptions {
   std::string log_format = "text";
   std::string log_level = "info";
   bool leave_running = false;  // on SIGTERM: stop the lanes (false) or leave them to adopt
+  // The cap of the backoff before a role that died unasked is started again (local
+  // processes; 1 s doubling up to it).
+  Millis restart_backoff_max{60'000};
   // Added to every supervisor's / autopilot's flags (tests shorten lease TTLs with it).
   std::vector<std::string> supervisor_args;
   std::vector<std::string> autopilot_args;

@@ -385,6 +385,35 @@ TEST_F(LaneControllerTest, ARoleKilledByHandIsStartedAgain) {
   ExpectOneWorkerAtATime(OneAtATime::kFencedOverlap);
 }
 
+// --restart-backoff-max caps the wait before a role that keeps dying is started again: the
+// fourth restart in a row waits 500ms (x1.1), not the default's 8 s (x0.9..1.1).
+TEST_F(LaneControllerTest, RestartBackoffMaxCapsTheWaitBeforeARoleIsStartedAgain) {
+  auto& ctl = StartController({"--restart-backoff-max", "500ms"});
+  ASSERT_EQ(Apply(LaneYaml("kb", 1)).exit_code, 0);
+  ASSERT_TRUE(Eventually([&] { return Supervisors().size() == 1; }, 30s)) << ctl.Stderr();
+  for (int kill = 1; kill <= 4; ++kill) {
+    pid_t sup = Supervisors().at(0);
+    ASSERT_TRUE(testing::SignalProcess(sup, SIGKILL));
+    auto killed = std::chrono::steady_clock::now();
+    ASSERT_TRUE(Eventually([&] {
+      auto s = Supervisors();
+      return s.size() == 1 && s[0] != sup;
+    }, 30s)) << ctl.Stderr();
+    auto took = std::chrono::steady_clock::now() - killed;
+    if (kill == 4) {
+      EXPECT_LT(took, 6s) << "the default backoff would wait 7.2 to 8.8 s";
+    }
+  }
+}
+
+TEST_F(LaneControllerTest, ARestartBackoffMaxBelow100msIsAUsageError) {
+  auto r = RunLanekeeper({"controller", "--specs", specs_, "--state-dir", state_,
+                          "--status-addr", "off", "--restart-backoff-max", "10ms"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--restart-backoff-max: must be at least 100ms"), std::string::npos)
+      << r.err;
+}
+
 TEST_F(LaneControllerTest, SigtermStopsEveryLaneAndLeavesNothingRunning) {
   auto& ctl = StartController();
   ASSERT_EQ(Apply(LaneYaml("kb", 1)).exit_code, 0);
