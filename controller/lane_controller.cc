@@ -75,7 +75,6 @@ class LaneController::Impl {
       b.supervisor_args = o_.supervisor_args;
       b.autopilot_args = o_.autopilot_args;
       b.restart.max = o_.restart_backoff_max;
-      b.restart.initial = std::min(b.restart.initial, b.restart.max);
       b.clock = &clock_;
       own_backend_ = std::make_unique<ProcessBackend>(std::move(b));
       o_.backend = own_backend_.get();

@@ -84,7 +84,6 @@ class Supervisor {
   OwnedWorkerOptions WorkerOptions() {
     OwnedWorkerOptions w = OwnedWorkerOptionsOf(o_, o_.standby_poll);
     w.restart.max = o_.restart_backoff_max;
-    w.restart.initial = std::min(w.restart.initial, w.restart.max);
     w.clock = &clock_;
     w.on_crash = [this](Clock::TimePoint now, Millis backoff) {
       ++worker_restarts_["crash"];

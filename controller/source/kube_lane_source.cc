@@ -133,11 +133,8 @@ SourcedLane KubeLaneSource::ReadLane(const Json& object,
   Json text = object;
   text.erase("status");
   if (text.contains("metadata") && text["metadata"].is_object()) {
-    for (const char* server_field : {"managedFields", "resourceVersion", "generation", "uid",
-                                     "creationTimestamp", "deletionTimestamp",
-                                     "deletionGracePeriodSeconds", "finalizers",
-                                     "ownerReferences", "selfLink"}) {
-      text["metadata"].erase(server_field);
+    for (std::string_view server_field : kServerSetMetadataFields) {
+      text["metadata"].erase(std::string(server_field));
     }
   }
   std::string dumped = text.dump();

@@ -438,9 +438,7 @@ void ParseSupervisor(YamlChecker& c, const YamlField& f, LaneSpec::Supervisor& s
 void ParseMetadata(YamlChecker& c, const YamlField& f, LaneSpec& lane) {
   // Kubernetes objects carry the server's fields too; files rarely do. Accepted, unread.
   auto meta = c.Fields(f, {"name", "namespace", "labels", "annotations"},
-                       {"generation", "uid", "resourceVersion", "creationTimestamp",
-                        "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields",
-                        "finalizers", "ownerReferences", "generateName", "selfLink"});
+                       kServerSetMetadataFields);
   if (!meta) return;
   if (auto it = meta->find("name"); it == meta->end()) {
     c.Missing(f, "name");

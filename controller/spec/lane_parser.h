@@ -5,6 +5,7 @@
 // validation. Pure functions (LoadLaneSpecs reads files), thread-safe.
 #pragma once
 
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -12,6 +13,13 @@
 #include "controller/spec/lane_types.h"
 
 namespace lk {
+
+// The metadata fields a Kubernetes API server sets on a Lane object: accepted and never
+// read by the parser, so that a Lane fetched from a cluster parses like the file it came from.
+inline const std::initializer_list<std::string_view> kServerSetMetadataFields = {
+    "generation", "uid", "resourceVersion", "creationTimestamp", "deletionTimestamp",
+    "deletionGracePeriodSeconds", "managedFields", "finalizers", "ownerReferences",
+    "generateName", "selfLink"};
 
 struct ParsedLanes {
   std::vector<LaneSpec> lanes;    // the documents without errors
